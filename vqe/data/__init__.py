@@ -1,0 +1,1 @@
+"""Data: ground-truth sources, degradation (down-scale, encode, decode, up-scale), storage, datasets."""

@@ -1,0 +1,117 @@
+"""Encoding frames with PyAV at a target bitrate or CRF, with an exact intra period.
+
+Codec option traps (checked): x264 ignores a top-level `keyint` option; the intra period must go
+through `x264-params`. Scene-cut keyframes are disabled so the GOP is exactly `intra_period`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+import av
+import numpy as np
+
+from vqe.atomic import atomic_path
+from vqe.config import CODECS
+from vqe.data.video import open_video
+from vqe.errors import VQEError
+
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner per encode otherwise
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    codec: str = "libx264"
+    kbps: Optional[float] = None  # target bitrate (average bitrate mode) ...
+    crf: Optional[int] = None  # ... or constant rate factor
+    preset: str = "veryfast"  # x264/x265 preset; VP9 and AV1 use fixed fast speeds
+    intra_period: int = 100
+    fps: float = 25.0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.codec not in CODECS:
+            raise VQEError(f"unknown codec {self.codec!r}; use one of {CODECS}")
+        if (self.kbps is None) == (self.crf is None):
+            raise VQEError("encode settings need exactly one of kbps and crf")
+
+    def codec_options(self) -> dict[str, str]:
+        """Encoder private options that fix the speed, rate mode and keyframe interval."""
+        k = self.intra_period
+        gop = f"keyint={k}:min-keyint={k}:scenecut=0"
+        opts: dict[str, str] = {
+            "libx264": {"preset": self.preset, "x264-params": gop},
+            "libx265": {"preset": self.preset, "x265-params": f"{gop}:log-level=error"},
+            "libvpx-vp9": {"deadline": "good", "cpu-used": "4", "auto-alt-ref": "0"},
+            "libsvtav1": {"preset": "10", "svtav1-params": f"keyint={k}"},
+        }[self.codec]
+        if self.crf is not None:
+            opts["crf"] = str(self.crf)
+        return opts
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    path: str
+    frames: int
+    bytes: int  # sum of the video packet payloads (the bitstream, without container overhead)
+    kbps: float  # actual bitrate of the bitstream
+    keyframes: list[int]
+
+
+def encode(frames: np.ndarray, path: str | Path, settings: EncodeSettings) -> EncodeResult:
+    """Encode RGB frames (T, H, W, 3) to `path` (container from its suffix), atomically."""
+    t, h, w, _ = frames.shape
+    if h % 2 or w % 2:
+        raise VQEError(f"{path}: frame size {w}x{h} is odd; 4:2:0 encoding needs even sizes")
+    path = Path(path)
+    nbytes, keyframes = 0, []
+    rate = Fraction(settings.fps).limit_denominator(1001)
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), mode="w", format=_format(path)) as out:
+            stream = out.add_stream(settings.codec, rate=rate, options=settings.codec_options())
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            stream.codec_context.thread_count = settings.threads
+            stream.codec_context.time_base = 1 / rate
+            if settings.kbps is not None:
+                stream.bit_rate = int(settings.kbps * 1000)
+            if settings.codec == "libvpx-vp9":
+                stream.codec_context.gop_size = settings.intra_period
+            for i, f in enumerate(frames):
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+                vf.pts = i
+                for packet in stream.encode(vf):
+                    nbytes, keyframes = _mux(out, packet, nbytes, keyframes)
+            for packet in stream.encode(None):
+                nbytes, keyframes = _mux(out, packet, nbytes, keyframes)
+    kbps = nbytes * 8 / (t / settings.fps) / 1000
+    return EncodeResult(str(path), t, nbytes, kbps, sorted(keyframes))
+
+
+def _format(path: Path) -> str:
+    formats = {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}
+    if path.suffix not in formats:
+        raise VQEError(f"{path}: unsupported container suffix; use one of {sorted(formats)}")
+    return formats[path.suffix]
+
+
+def _mux(out: av.container.OutputContainer, packet: av.Packet, nbytes: int,
+         keyframes: list[int]) -> tuple[int, list[int]]:
+    if packet.is_keyframe and packet.pts is not None:
+        keyframes = keyframes + [int(packet.pts)]
+    nbytes += packet.size
+    out.mux(packet)
+    return nbytes, keyframes
+
+
+def keyframe_indices(path: str | Path) -> list[int]:
+    """Frame indices of the keyframes of a stored bitstream, read back from its packets."""
+    with open_video(Path(path)) as container:
+        stream = container.streams.video[0]
+        pts = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.pts is not None]
+    order = {p: i for i, p in enumerate(sorted(p for p, _ in pts))}
+    return sorted(order[p] for p, key in pts if key)

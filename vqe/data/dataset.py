@@ -1,0 +1,101 @@
+"""PyTorch datasets over the synthesised manifest.
+
+`TrainPatches` yields random aligned patches `(lq_window, gt_centre)` with flips and rotations for
+training; `ClipWindows` walks one clip sequentially for evaluation. Both read memory-mapped .npy
+arrays and pad the window at the clip's ends by replicating the edge frame.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vqe.data.manifest import EncodeEntry, Manifest
+from vqe.errors import VQEError
+
+
+def window_indices(t: int, n: int, length: int) -> np.ndarray:
+    """Frame indices t-n..t+n, clamped to [0, length-1] (edge replication)."""
+    return np.clip(np.arange(t - n, t + n + 1), 0, length - 1)
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).float().div_(255)
+
+
+def augment(lq: np.ndarray, gt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The same random flip / 90-degree rotation on the window (T,h,w,3) and its target (H,W,3)."""
+    if rng.random() < 0.5:
+        lq, gt = lq[:, :, ::-1], gt[:, ::-1]
+    if rng.random() < 0.5:
+        lq, gt = lq[:, ::-1], gt[::-1]
+    k = int(rng.integers(4))
+    return np.rot90(lq, k, axes=(1, 2)), np.rot90(gt, k, axes=(0, 1))
+
+
+class TrainPatches(Dataset):
+    """Random patches of every (encode, frame) of a split; sample i is a pure function of (seed, i).
+
+    `length` sets the epoch size (cycling over the frames), so iteration-based training can ask for more.
+
+    `low_res=True` reads the decoded frames at the encoded size (for super-resolution models):
+    the LQ patch is then `patch // scale` and lines up with the GT patch at `scale` times its position.
+    """
+
+    def __init__(self, manifest: Manifest, split: str, n: int, patch: int, *, low_res: bool = False,
+                 augment: bool = True, seed: int = 0, length: Optional[int] = None,
+                 rate_ids: Optional[list[str]] = None) -> None:
+        self.entries = [e for e in manifest.select(split) if rate_ids is None or e.rate_id in rate_ids]
+        if not self.entries:
+            raise VQEError(f"{manifest.root}: no encodes in split {split!r}")
+        if n < 0:
+            raise VQEError(f"window radius n={n} must be >= 0")
+        self.manifest, self.n, self.patch, self.low_res = manifest, n, patch, low_res
+        self.do_augment, self.seed = augment, seed
+        scale = self.entries[0].scale if low_res else 1
+        if patch % scale:
+            raise VQEError(f"patch {patch} is not divisible by the scale {scale}")
+        for e in self.entries:
+            if patch > min(e.height, e.width):
+                raise VQEError(f"patch {patch} is larger than clip {e.clip!r} ({e.width}x{e.height})")
+        self.index = [(i, t) for i, e in enumerate(self.entries) for t in range(e.frames)]
+        self.length = length or len(self.index)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, i])
+        e_idx, t = self.index[i % len(self.index)]
+        entry = self.entries[e_idx]
+        s = entry.scale if self.low_res else 1
+        p = self.patch // s
+        y = int(rng.integers(0, entry.height // s - p + 1))
+        x = int(rng.integers(0, entry.width // s - p + 1))
+        lq_all = self.manifest.lq(entry, low_res=self.low_res)
+        lq = lq_all[window_indices(t, self.n, entry.frames), y:y + p, x:x + p]
+        gt = self.manifest.gt(entry.clip)[t, y * s:(y + p) * s, x * s:(x + p) * s]
+        if self.do_augment:
+            lq, gt = augment(lq, gt, rng)
+        return to_tensor(lq), to_tensor(gt)
+
+
+class ClipWindows(Dataset):
+    """Whole frames of one encode in order: item t = (window around t, GT frame t)."""
+
+    def __init__(self, manifest: Manifest, entry: EncodeEntry, n: int, *, low_res: bool = False) -> None:
+        self.manifest, self.entry, self.n = manifest, entry, n
+        self.lq = manifest.lq(entry, low_res=low_res)
+        self.gt = manifest.gt(entry.clip)
+
+    def __len__(self) -> int:
+        return self.entry.frames
+
+    def __getitem__(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= t < len(self):
+            raise IndexError(t)
+        return to_tensor(self.lq[window_indices(t, self.n, len(self))]), to_tensor(self.gt[t])

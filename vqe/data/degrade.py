@@ -1,0 +1,35 @@
+"""The paper's degradation (§IV): down-scale -> encode -> decode -> bicubic up-scale to GT size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vqe.data import video
+from vqe.data.codec import EncodeResult, EncodeSettings, encode
+from vqe.errors import VQEError
+
+
+def downscale(gt: np.ndarray, scale: int) -> np.ndarray:
+    """Bicubic down-scaling by an integer factor (swscale filters, so it is anti-aliased)."""
+    if scale == 1:
+        return gt
+    h, w = gt.shape[1:3]
+    if h % scale or w % scale:
+        raise VQEError(f"frame size {w}x{h} is not divisible by the scale {scale}")
+    return video.resize(gt, h // scale, w // scale, "BICUBIC")
+
+
+def upscale(frames: np.ndarray, height: int, width: int, interpolation: str = "BICUBIC") -> np.ndarray:
+    return video.resize(frames, height, width, interpolation)
+
+
+def encode_decode(lr: np.ndarray, stream_path: Path,
+                  settings: EncodeSettings) -> tuple[np.ndarray, EncodeResult]:
+    """Encode the down-scaled frames, keep the bitstream, and decode it back."""
+    result = encode(lr, stream_path, settings)
+    decoded = video.read_video(stream_path)
+    if len(decoded) != len(lr):
+        raise VQEError(f"{stream_path}: decoded {len(decoded)} frames but encoded {len(lr)}")
+    return decoded, result

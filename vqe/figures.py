@@ -1,0 +1,104 @@
+"""Figures written by the pipeline (PNG, atomically): rate-distortion curves, visual comparisons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from vqe.atomic import atomic_path  # noqa: E402
+from vqe.data.manifest import Manifest  # noqa: E402
+
+RD_PANELS = (("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("lpips", "LPIPS ↓"), ("vmaf", "VMAF ↑"))
+
+
+def save(fig: plt.Figure, path: str | Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def rd_curves(rd_dir: str | Path, path: str | Path) -> Path:
+    """Quality against actual bitrate for every results/rd/<method>.csv."""
+    frames = [pd.read_csv(p).assign(method=p.stem) for p in sorted(Path(rd_dir).glob("*.csv"))]
+    data = pd.concat(frames, ignore_index=True)
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(1, len(RD_PANELS), figsize=(4.2 * len(RD_PANELS), 3.6))
+    for ax, (col, label) in zip(axes, RD_PANELS):
+        sns.lineplot(data=data, x="kbps", y=col, hue="method", marker="o", ax=ax, legend=ax is axes[-1])
+        ax.set(xlabel="actual bitrate (kbps)", ylabel=label)
+    if axes[-1].get_legend():
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle("Rate-distortion on the test clip")
+    return save(fig, path)
+
+
+def comparison(images: dict[str, np.ndarray], path: str | Path, crop: Optional[tuple[int, int, int]] = None,
+               title: str = "") -> Path:
+    """Full frames side by side, and below them the same zoomed crop (y, x, size) of each."""
+    n = len(images)
+    rows = 2 if crop else 1
+    fig, axes = plt.subplots(rows, n, figsize=(3.6 * n, 2.3 * rows + 0.3), squeeze=False)
+    for j, (name, img) in enumerate(images.items()):
+        axes[0, j].imshow(img)
+        axes[0, j].set_title(name, fontsize=9)
+        if crop:
+            y, x, s = crop
+            axes[0, j].add_patch(plt.Rectangle((x, y), s, s, fill=False, color="yellow", lw=1))
+            axes[1, j].imshow(img[y:y + s, x:x + s], interpolation="nearest")
+    for ax in axes.flat:
+        ax.set_axis_off()
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def synthesis_samples(manifest: Manifest, path: str | Path) -> Path:
+    """One ground-truth frame per clip above its decode at the lowest and highest rate point."""
+    clips = manifest.clips
+    fig, axes = plt.subplots(3, len(clips), figsize=(2.6 * len(clips), 5.2), squeeze=False)
+    for j, clip in enumerate(clips):
+        encodes = sorted((e for e in manifest.encodes if e.clip == clip.name), key=lambda e: e.kbps)
+        t = clip.frames // 2
+        panels = [("GT", manifest.gt(clip.name)[t])]
+        panels += [(f"{e.kbps:.0f} kbps, {e.psnr_input:.1f} dB", manifest.lq(e)[t]) for e in (encodes[0], encodes[-1])]
+        for i, (label, img) in enumerate(panels):
+            axes[i, j].imshow(img)
+            axes[i, j].set_title(f"{clip.name} ({clip.split})" if i == 0 else label, fontsize=8)
+            axes[i, j].set_axis_off()
+    return save(fig, path)
+
+
+def detailed_crop(frame: np.ndarray, size: int) -> tuple[int, int, int]:
+    """(y, x, size) of the square with the most gradient energy: where restoration is visible."""
+    grey = frame.astype(np.float32).mean(axis=2)
+    energy = np.abs(np.diff(grey, axis=0))[:, :-1] + np.abs(np.diff(grey, axis=1))[:-1]
+    step = max(1, size // 4)
+    best = max(((energy[y:y + size, x:x + size].sum(), y, x)
+                for y in range(0, energy.shape[0] - size + 1, step)
+                for x in range(0, energy.shape[1] - size + 1, step)), default=(0, 0, 0))
+    return best[1], best[2], size
+
+
+def comparison_from_samples(samples_dir: str | Path, manifest_dir: str | Path, path: str | Path,
+                            max_frames: Optional[int] = None) -> Path:
+    """Every method's saved sample frame (see `vqe.evaluate`) beside the same ground-truth frame."""
+    from PIL import Image
+
+    from vqe.evaluate import sample_clip
+
+    manifest = Manifest.load(manifest_dir)
+    clip = sample_clip(manifest)
+    images = {p.stem: np.asarray(Image.open(p).convert("RGB")) for p in sorted(Path(samples_dir).glob("*.png"))}
+    t = min(manifest.clip(clip).frames, max_frames or 10**9) // 2
+    gt = np.asarray(manifest.gt(clip)[t])
+    images["ground truth"] = gt
+    crop = detailed_crop(gt, max(16, min(gt.shape[:2]) // 3))
+    return comparison(images, path, crop, title=f"{clip}, frame {t}, main bitrate")

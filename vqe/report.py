@@ -1,0 +1,73 @@
+"""Table 1: the main-bitrate row of every evaluated method, as DVC metrics JSON and as Markdown."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from vqe.atomic import write_json, write_text
+from vqe.errors import VQEError
+from vqe.evaluate import load_evals
+
+TABLE1_KEYS = ("psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps")
+
+# The main paper's Table 1 (250 kbps input, 720p), quoted for reference only: our runs never use it.
+PAPER_TABLE1 = {
+    "H.264 Compressed": (25.1, 0.613, 0.412),
+    "MFQE 2.0": (27.3, 0.701, 0.310),
+    "EDVR (retrained)": (28.1, 0.739, 0.300),
+    "ESRGAN+Denoise": (25.8, 0.667, 0.254),
+    "TecoGAN": (26.5, 0.712, 0.214),
+    "SUPERVEGAN": (26.6, 0.881, 0.205),
+    "Ours (GAN-EVH)": (27.5, 0.727, 0.185),
+}
+# Our method ids, their display names and the paper row they correspond to (if any).
+METHOD_NAMES = {
+    "input": ("H.264 compressed (bicubic up-scaled)", "H.264 Compressed"),
+    "lanczos": ("Lanczos up-scaled decode", None),
+    "deblock": ("FFmpeg deblock + bicubic", None),
+    "stage_a": ("Stage A (ours)", None),
+    "ours": ("Ours (GAN-EVH)", "Ours (GAN-EVH)"),
+}
+
+
+def build_table1(results_dir: str | Path, main_kbps: float) -> dict[str, dict[str, float]]:
+    """{method: metrics at the main bitrate} from every results/eval/<method>.json."""
+    table = {}
+    for method, data in load_evals(results_dir).items():
+        rows = [r for r in data["rates"] if r["kbps_target"] == main_kbps]
+        if not rows:
+            raise VQEError(f"{results_dir}/eval/{method}.json: no rate point at {main_kbps:g} kbps")
+        table[method] = {k: rows[0][k] for k in TABLE1_KEYS}
+    if not table:
+        raise VQEError(f"{results_dir}/eval: no evaluated methods")
+    order = list(METHOD_NAMES)
+    return dict(sorted(table.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+
+
+def table1_markdown(table: dict[str, dict[str, float]], main_kbps: float, profile: str) -> str:
+    head = ("| Method | PSNR (dB) ↑ | PSNR-Y ↑ | SSIM ↑ | LPIPS ↓ | tPSNR ↑ | tSSIM ↑ | tOF ↓ | tLP ↓ | VMAF ↑ "
+            "| actual kbps | Paper Table 1 (reference): PSNR / SSIM / LPIPS |")
+    lines = [f"Table 1 — test clip at the main bitrate ({main_kbps:g} kbps target, profile `{profile}`).",
+             "", head, "|" + "---|" * 12]
+    for method, m in table.items():
+        name, paper_row = METHOD_NAMES.get(method, (method, None))
+        ref = " / ".join(str(v) for v in PAPER_TABLE1[paper_row]) if paper_row else "—"
+        cells = [_fmt(m["psnr"], 2), _fmt(m["psnr_y"], 2), _fmt(m["ssim"], 4), _fmt(m["lpips"], 4),
+                 _fmt(m["tpsnr"], 2), _fmt(m["tssim"], 4), _fmt(m["tof"], 3), _fmt(m["tlp"], 4),
+                 _fmt(m["vmaf"], 2), _fmt(m["kbps"], 1)]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ref} |")
+    lines += ["", "The reference column quotes the paper (720p, 250 kbps, its own data and models); "
+              "it is not produced by this repository. tOF and tLP are unscaled (TecoGAN reports ×10 and ×100)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_table1(results_dir: str | Path, main_kbps: float, profile: str) -> dict[str, dict[str, float]]:
+    table = build_table1(results_dir, main_kbps)
+    write_json(Path(results_dir) / "table1.json", table)
+    write_text(Path(results_dir) / "table1.md", table1_markdown(table, main_kbps, profile))
+    return table
