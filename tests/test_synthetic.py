@@ -77,9 +77,9 @@ def test_view_never_leaves_the_photo(monkeypatch: pytest.MonkeyPatch, photo_size
     """With a flat photo, every output pixel must be exactly that flat value: sampling
     outside the photo would read zero padding and darken it (a black border)."""
     _constant_photo(monkeypatch, *photo_size)
-    for seed, (h, w) in enumerate([(360, 640), (37, 53), (200, 16), (16, 300)]):
+    for seed, (h, w) in enumerate([(180, 320), (37, 53), (200, 16), (16, 300)]):
         clip = render_clip(
-            "coffee", frames=24, height=h, width=w, seed=seed, objects=0,
+            "coffee", frames=16, height=h, width=w, seed=seed, objects=0,
             max_shift=4.0, max_rotation=15.0, max_zoom=0.3,
         )  # fmt: skip
         assert (clip == 200).all(), (photo_size, h, w)
@@ -147,17 +147,21 @@ def test_static_camera_when_max_shift_is_zero() -> None:
 def _aligned_residual(clip: np.ndarray, margin: int = 10) -> float:
     """Mean |frame t - frame t+1| after undoing the best single global shift."""
     residuals = []
+    inner = (slice(margin, -margin), slice(margin, -margin))
     for t in range(len(clip) - 1):
-        a, b = clip[t].astype(np.float64), clip[t + 1].astype(np.float64)
-        dy, dx = _shift(a, b)
-        b = ndimage.shift(b, (dy, dx, 0), order=3, mode="nearest")
-        inner = (slice(margin, -margin), slice(margin, -margin))
+        a, b = clip[t].astype(np.float64).mean(-1), clip[t + 1].astype(np.float64).mean(-1)
+        shift = _shift(clip[t], clip[t + 1])
+        # Sub-pixel shift in the Fourier domain; its wrap-around stays inside the margin.
+        b = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(b), shift)).real
         residuals.append(np.abs(a[inner] - b[inner]).mean())
     return float(np.mean(residuals))
 
 
 def test_foreground_moves_differently_from_background() -> None:
-    kwargs = dict(frames=8, height=96, width=160, seed=4, max_shift=1.5, object_shift=3.0)
+    kwargs = dict(
+        frames=8, height=96, width=160, seed=4, max_shift=1.5, object_shift=3.0,
+        max_rotation=0.0, max_zoom=0.0,
+    )  # fmt: skip
     background = render_clip("coffee", objects=0, **kwargs)
     scene = render_clip("coffee", objects=4, **kwargs)
     # The camera path does not depend on the objects: they only cover part of the frame.

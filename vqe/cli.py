@@ -42,7 +42,8 @@ def cmd_degrade(args: argparse.Namespace) -> None:
     settings = EncodeSettings(codec=args.codec, kbps=args.kbps, crf=args.crf, preset=args.preset,
                               intra_period=args.intra_period, fps=info.fps)
     output = Path(args.output)
-    lq_lr, result = encode_decode(downscale(gt, args.scale), output.with_suffix(".stream.mkv"), settings)
+    lq_lr, result = encode_decode(downscale(gt, args.scale), output.with_suffix(".stream.mkv"), settings,
+                                  rate_tolerance=0.05)
     lq = upscale(lq_lr, *gt.shape[1:3])
     encode(lq, output, EncodeSettings(crf=12, preset="medium", intra_period=250, fps=info.fps))
     print(f"{output}: {len(lq)} frames, bitstream {result.kbps:.1f} kbps (target {args.kbps or args.crf})")

@@ -71,6 +71,7 @@ class SynthParams:
     crf: Optional[int] = None  # when set, every clip is encoded at this CRF instead
     train_crf: Optional[int] = None  # when set, train/val clips use this CRF (paper: 38)
     intra_period: int = 100
+    rate_tolerance: float = 0.05  # re-encode with a corrected target until within this of the bitrate
     fps: float = 25.0  # frame rate given to frame sequences and synthetic clips
     encoder_threads: int = 2  # fixed, so bitstreams are identical across machines
     workers: int = 1  # clips synthesised in parallel processes
@@ -85,6 +86,7 @@ class SynthParams:
         for key, crf in (("synth.crf", self.crf), ("synth.train_crf", self.train_crf)):
             _require(crf is None or 0 <= crf <= 63, key, f"{crf} is outside 0..63")
         _require(self.intra_period >= 1, "synth.intra_period", "must be >= 1")
+        _require(0 <= self.rate_tolerance < 1, "synth.rate_tolerance", "must be in [0, 1)")
         _require(self.fps > 0, "synth.fps", "must be > 0")
         _require(self.workers >= 1, "synth.workers", "must be >= 1")
         _require(len(self.clips) > 0, "synth.clips", "no clips configured")

@@ -7,7 +7,7 @@ through `x264-params`. Scene-cut keyframes are disabled so the GOP is exactly `i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
@@ -61,6 +61,7 @@ class EncodeResult:
     bytes: int  # sum of the video packet payloads (the bitstream, without container overhead)
     kbps: float  # actual bitrate of the bitstream
     keyframes: list[int]
+    encoder_kbps: Optional[float] = None  # the target given to the encoder (after calibration)
 
 
 def encode(frames: np.ndarray, path: str | Path, settings: EncodeSettings) -> EncodeResult:
@@ -72,7 +73,7 @@ def encode(frames: np.ndarray, path: str | Path, settings: EncodeSettings) -> En
     nbytes, keyframes = 0, []
     rate = Fraction(settings.fps).limit_denominator(1001)
     with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format=_format(path)) as out:
+        with av.open(str(tmp), mode="w", format=_format(path), options={"fflags": "+bitexact"}) as out:
             stream = out.add_stream(settings.codec, rate=rate, options=settings.codec_options())
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.codec_context.thread_count = settings.threads
@@ -89,7 +90,31 @@ def encode(frames: np.ndarray, path: str | Path, settings: EncodeSettings) -> En
             for packet in stream.encode(None):
                 nbytes, keyframes = _mux(out, packet, nbytes, keyframes)
     kbps = nbytes * 8 / (t / settings.fps) / 1000
-    return EncodeResult(str(path), t, nbytes, kbps, sorted(keyframes))
+    return EncodeResult(str(path), t, nbytes, kbps, sorted(keyframes), settings.kbps)
+
+
+def encode_at_rate(frames: np.ndarray, path: str | Path, settings: EncodeSettings,
+                   tolerance: float = 0.05, max_tries: int = 4) -> EncodeResult:
+    """Encode at `settings.kbps`, re-encoding with a corrected encoder target until the actual rate
+    is within `tolerance` of the wanted one (single-pass rate control undershoots short clips).
+
+    Returns the result closest to the target (its `encoder_kbps` says what the encoder was given).
+    """
+    if settings.kbps is None or tolerance <= 0:
+        return encode(frames, path, settings)
+    wanted, target = settings.kbps, settings.kbps
+    best: tuple[EncodeResult, float] | None = None
+    for _ in range(max_tries):
+        result = encode(frames, path, replace(settings, kbps=target))
+        if best is None or abs(result.kbps - wanted) < abs(best[0].kbps - wanted):
+            best = (result, target)
+        if abs(result.kbps / wanted - 1) <= tolerance:
+            break
+        target *= wanted / result.kbps
+    assert best is not None
+    if best[0] is not result:  # the file on disk is the last attempt: put the best one back
+        encode(frames, path, replace(settings, kbps=best[1]))
+    return best[0]
 
 
 def _format(path: Path) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from vqe.data import video
-from vqe.data.codec import EncodeResult, EncodeSettings, encode
+from vqe.data.codec import EncodeResult, EncodeSettings, encode_at_rate
 from vqe.errors import VQEError
 
 
@@ -25,10 +25,11 @@ def upscale(frames: np.ndarray, height: int, width: int, interpolation: str = "B
     return video.resize(frames, height, width, interpolation)
 
 
-def encode_decode(lr: np.ndarray, stream_path: Path,
-                  settings: EncodeSettings) -> tuple[np.ndarray, EncodeResult]:
-    """Encode the down-scaled frames, keep the bitstream, and decode it back."""
-    result = encode(lr, stream_path, settings)
+def encode_decode(lr: np.ndarray, stream_path: Path, settings: EncodeSettings,
+                  rate_tolerance: float = 0.0) -> tuple[np.ndarray, EncodeResult]:
+    """Encode the down-scaled frames (rate-calibrated when `rate_tolerance` > 0), keep the
+    bitstream, and decode it back."""
+    result = encode_at_rate(lr, stream_path, settings, rate_tolerance)
     decoded = video.read_video(stream_path)
     if len(decoded) != len(lr):
         raise VQEError(f"{stream_path}: decoded {len(decoded)} frames but encoded {len(lr)}")

@@ -52,6 +52,7 @@ class EncodeEntry:
     lr_width: int
     fps: float
     kbps: float  # actual, from the bitstream's packet sizes
+    kbps_encoder: Optional[float]  # the target the encoder was given after rate calibration
     bpp: float  # bits per pixel of the encoded (down-scaled) video
     psnr_input: float  # mean RGB PSNR of the up-scaled decode against the ground truth
     keyframes: list[int] = field(default_factory=list)

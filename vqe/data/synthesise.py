@@ -63,7 +63,7 @@ def synthesise_clip(spec: ClipSpec, synth: SynthParams, root: Path,
     for rate_id, settings in tqdm(rate_points(synth, spec.split), desc=spec.name, leave=False):
         settings = EncodeSettings(**{**settings.__dict__, "fps": fps})
         folder = Path(spec.name) / rate_id
-        lq_lr, result = encode_decode(lr, root / folder / "stream.mkv", settings)
+        lq_lr, result = encode_decode(lr, root / folder / "stream.mkv", settings, synth.rate_tolerance)
         lq = upscale(lq_lr, h, w)
         save_npy(root / folder / "lq_lr.npy", lq_lr)
         save_npy(root / folder / "lq.npy", lq)
@@ -71,7 +71,7 @@ def synthesise_clip(spec: ClipSpec, synth: SynthParams, root: Path,
             clip=spec.name, split=spec.split, rate_id=rate_id, codec=settings.codec, preset=settings.preset,
             kbps_target=settings.kbps, crf=settings.crf, intra_period=settings.intra_period,
             scale=synth.scale, frames=t, height=h, width=w, lr_height=lr.shape[1], lr_width=lr.shape[2],
-            fps=fps, kbps=round(result.kbps, 3), bpp=bpp(result.kbps, lr.shape[2], lr.shape[1], fps),
+            fps=fps, kbps=round(result.kbps, 3), kbps_encoder=result.encoder_kbps, bpp=bpp(result.kbps, lr.shape[2], lr.shape[1], fps),
             psnr_input=float(psnr(lq, gt).mean()), keyframes=result.keyframes,
             stream=str(folder / "stream.mkv"), lq=str(folder / "lq.npy"), lq_lr=str(folder / "lq_lr.npy")))
     return clip, encodes

@@ -285,8 +285,9 @@ def _background_plan(
     slack = np.array([pw, ph]) - 2 * margin - scale * extent
     origin = margin + rng.uniform(0.0, 1.0, size=2) * slack - scale * lo  # photo px of world 0
 
-    # Antialiasing: shrink the photo so that one working pixel is at most one output pixel
-    # at the strongest zoom-in; grid_sample then never skips over texture.
+    # Antialiasing: grid_sample takes point samples, which alias when an output pixel spans
+    # several photo pixels. Shrink the photo (with a low-pass) to one working pixel per
+    # output pixel at the strongest zoom-in, so no frame samples coarser than ~1:1.
     factor = scale / zoom.max()
     if factor > 1.0:
         photo = _downscale(photo, factor)
@@ -379,7 +380,10 @@ def _composite(
     """Lay one sprite over frames [first, first + len(chunk)) in place (premultiplied over)."""
     n, _, height, width = chunk.shape
     grid = F.affine_grid(affine[first : first + n], [n, 4, box, box], align_corners=False)
-    layer = _sample(sprite, grid, "bilinear")
+    layer = _sample(sprite, grid, "bilinear").numpy()
+    # Paste with numpy on views of the chunk: these small per-frame ops would each start a
+    # parallel region in torch, whose overhead dominates on a busy machine.
+    frames_np = chunk.numpy()
     for t in range(n):
         x0, y0 = (int(v) for v in corner[first + t])
         fx0, fy0 = max(x0, 0), max(y0, 0)
@@ -387,7 +391,9 @@ def _composite(
         if fx0 >= fx1 or fy0 >= fy1:
             continue
         patch = layer[t, :, fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
-        chunk[t, :, fy0:fy1, fx0:fx1].mul_(1.0 - patch[3:4]).add_(patch[:3])
+        dst = frames_np[t, :, fy0:fy1, fx0:fx1]
+        dst *= 1.0 - patch[3:4]
+        dst += patch[:3]
 
 
 def render_clip(

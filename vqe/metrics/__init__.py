@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from vqe.metrics.fidelity import check_frames, check_pair, ms_ssim, psnr, psnr_y, resolve_device, ssim
-from vqe.metrics.perceptual import lpips_distance, lpips_model
-from vqe.metrics.temporal import TemporalReference, tlp, tof, tpsnr, tssim
+from vqe.metrics.perceptual import lpips_clip, lpips_model
+from vqe.metrics.temporal import TemporalReference, tlp_from_steps, tof, tpsnr, tssim
 from vqe.metrics.vmaf import vmaf as vmaf_score
 
 KEYS = ("psnr", "psnr_y", "ssim", "ms_ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf")
@@ -37,21 +37,22 @@ def measure(out: np.ndarray, ref: Reference, *, vmaf: bool = True) -> dict[str, 
     """Clip-level scores of `out` against `ref`, keyed by `KEYS`, as plain floats.
 
     Per-frame metrics are averaged over frames (a frame identical to the GT has PSNR +inf, and
-    so does the mean). MS-SSIM is NaN for frames under 161 px on the short side, tOF/tLP under
-    48 px, temporal metrics for single frames, and VMAF when `vmaf=False` (it is the slow one).
+    so does the mean). MS-SSIM is NaN for frames under 161 px on the short side, temporal
+    metrics for single frames, and VMAF when `vmaf=False` (it is the slow one).
     """
     check_pair(out, ref.gt)
     gt, dev, bs, tref = ref.gt, ref.device, ref.batch_size, ref.temporal
+    lpips_frames, lpips_steps = lpips_clip(out, gt, ref.lpips, bs)  # one backbone pass per frame
     scores = {
         "psnr": psnr(out, gt).mean(),
         "psnr_y": psnr_y(out, gt).mean(),
         "ssim": ssim(out, gt, dev, bs).mean(),
         "ms_ssim": ms_ssim(out, gt, dev, bs).mean(),
-        "lpips": lpips_distance(out, gt, ref.lpips, bs).mean(),
+        "lpips": lpips_frames.mean(),
         "tpsnr": tpsnr(out, tref, dev, bs),
         "tssim": tssim(out, tref, dev, bs),
         "tof": tof(out, tref),
-        "tlp": tlp(out, tref, ref.lpips, bs),
+        "tlp": tlp_from_steps(lpips_steps, tref.lpips_steps),
         "vmaf": vmaf_score(out, gt, ref.fps)[0] if vmaf else np.nan,
     }
     return {k: float(scores[k]) for k in KEYS}

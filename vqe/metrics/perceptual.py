@@ -3,6 +3,11 @@
 We use LPIPS v0.1 with the AlexNet backbone by default, the variant papers report. The backbone's
 ImageNet weights are provisioned offline by `vqe.weights` beforehand (torchvision would try to
 download them otherwise); a model is never built on random weights.
+
+The backbone pass dominates the cost, so LPIPS is split into `features` (one backbone pass per
+frame) and `distance` (the cheap learned head, exactly `lpips.LPIPS.forward` for v0.1 without
+spatial output): scoring a clip against the ground truth and its own consecutive frames (tLP)
+then needs one pass per output frame instead of four.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import lpips
 import numpy as np
 import torch
 
-from vqe.metrics.fidelity import check_pair, map_pairs, resolve_device
+from vqe.metrics.fidelity import batches, check_frames, check_pair, map_pairs, resolve_device, to_tensor
 from vqe.weights import provision_weights
+
+Features = list[torch.Tensor]
 
 
 @functools.lru_cache(maxsize=None)
@@ -24,8 +31,7 @@ def _cached_model(net: str, device: torch.device) -> lpips.LPIPS:
     with warnings.catch_warnings():  # lpips 0.1.4 still passes torchvision's deprecated `pretrained`
         warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
         model = lpips.LPIPS(net=net, verbose=False)
-    model = model.to(device).eval()
-    return model.requires_grad_(False)
+    return model.to(device).eval().requires_grad_(False)
 
 
 def lpips_model(net: str = "alex", device: torch.device | str | None = None) -> lpips.LPIPS:
@@ -33,10 +39,54 @@ def lpips_model(net: str = "alex", device: torch.device | str | None = None) -> 
     return _cached_model(net, resolve_device(device))
 
 
+def _device(model: lpips.LPIPS) -> torch.device:
+    return next(model.parameters()).device
+
+
+def features(model: lpips.LPIPS, x: torch.Tensor) -> Features:
+    """Unit-normalised backbone activations of float (N, 3, H, W) frames on the 0..255 scale."""
+    return [lpips.normalize_tensor(f) for f in model.net(model.scaling_layer(x / 127.5 - 1.0))]
+
+
+def distance(model: lpips.LPIPS, fa: Features, fb: Features) -> torch.Tensor:
+    """LPIPS (N,) between two feature lists: learned channel weights, spatial mean, sum over layers."""
+    layers = (lpips.spatial_average(lin((a - b) ** 2), keepdim=True) for lin, a, b in zip(model.lins, fa, fb))
+    return sum(layers).reshape(-1)
+
+
 def lpips_distance(a: np.ndarray, b: np.ndarray, model: lpips.LPIPS | None = None,
                    batch_size: int = 8) -> np.ndarray:
     """Per-frame LPIPS between two uint8 (T, H, W, 3) clips (0 = identical; lower is better)."""
     check_pair(a, b)
     model = model if model is not None else lpips_model()
-    device = next(model.parameters()).device
-    return map_pairs(lambda x, y: model(x / 127.5 - 1.0, y / 127.5 - 1.0), a, b, device, batch_size)
+    return map_pairs(lambda x, y: distance(model, features(model, x), features(model, y)),
+                     a, b, _device(model), batch_size)
+
+
+@torch.inference_mode()
+def lpips_clip(out: np.ndarray, gt: np.ndarray | None, model: lpips.LPIPS | None = None,
+               batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(LPIPS(out_t, gt_t) for each t, LPIPS(out_t, out_{t-1}) for t >= 1), one backbone pass per frame.
+
+    With `gt=None` only the consecutive distances are computed (the first array is empty).
+    """
+    if gt is None:
+        check_frames(out)
+    else:
+        check_pair(out, gt)
+    model = model if model is not None else lpips_model()
+    device = _device(model)
+    to_gt, steps, last = [], [], None
+    for s in batches(len(out), batch_size):
+        fo = features(model, to_tensor(out[s], device))
+        if gt is not None:
+            to_gt.append(distance(model, fo, features(model, to_tensor(gt[s], device))))
+        if last is None:  # the first frame has no predecessor
+            cur, prev = [f[1:] for f in fo], [f[:-1] for f in fo]
+        else:
+            cur, prev = fo, [torch.cat((l, f[:-1])) for l, f in zip(last, fo)]
+        if len(cur[0]):
+            steps.append(distance(model, cur, prev))
+        last = [f[-1:] for f in fo]
+    cat = lambda parts: torch.cat(parts).double().cpu().numpy() if parts else np.zeros(0)
+    return cat(to_gt), cat(steps)

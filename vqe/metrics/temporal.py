@@ -3,18 +3,18 @@
 Notation: frames x_0..x_{T-1} of the output, g_t of the ground truth (GT); every metric averages
 over the T-1 steps t = 1..T-1, and is NaN for clips of fewer than 2 frames.
 
-TecoGAN metrics (Chu et al. 2020, reproducing `metrics.py` of thunil/TecoGAN):
+TecoGAN metrics (Chu et al. 2020, as in `metrics.py` of thunil/TecoGAN):
 
 * tOF = mean_t mean_p || OF(g_{t-1}, g_t)(p) - OF(x_{t-1}, x_t)(p) ||_2, where OF is OpenCV's
   Farneback flow on grey frames (cv2.COLOR_RGB2GRAY) with TecoGAN's parameters (pyr_scale 0.5,
-  3 levels, window 15, 3 iterations, poly_n 5, poly_sigma 1.2) in pixels, and p runs over
-  TecoGAN's centred border crop (`crop_8x8`: each side shrunk to a multiple of 32 at least 16 px
-  smaller). Lower is better.
-* tLP = mean_t | LPIPS(x_t, x_{t-1}) - LPIPS(g_t, g_{t-1}) |, LPIPS-alex on the same crop.
-  Lower is better.
-  Both are raw values: TecoGAN's tables show tOF x10 and tLP x100, we do not scale. TecoGAN also
-  skips the first and last 2 frames of each clip (a warm-up of its recurrent model); we do not.
-  For frames under 48 px on a side the crop is empty and both are NaN.
+  3 levels, window 15, 3 iterations, poly_n 5, poly_sigma 1.2), in pixels. Lower is better.
+* tLP = mean_t | LPIPS(x_t, x_{t-1}) - LPIPS(g_t, g_{t-1}) |, LPIPS v0.1 AlexNet. Lower is better.
+
+  Both are raw values: TecoGAN's tables show tOF x10 and tLP x100; we do not scale. TecoGAN's
+  script also evaluates every metric (PSNR and LPIPS too) on a centred crop 16-47 px smaller
+  in each dimension (`crop_8x8`) and skips the first and last 2 frames of each clip (its recurrent
+  model's warm-up); we evaluate all metrics on every full frame instead, so the numbers are
+  not comparable with TecoGAN's tables to the last digit.
 
 Motion-compensated metrics (after the TecoGAN paper's "temporal PSNR by aligning consecutive
 frames based on estimated motion fields" and "SSIM across consecutive frames"). W warps frame
@@ -45,12 +45,10 @@ import torch.nn.functional as F
 
 from vqe.metrics.fidelity import (batches, check_frames, check_pair, psnr_from_mse, resolve_device,
                                   ssim_tensor, to_tensor)
-from vqe.metrics.perceptual import lpips_distance, lpips_model
+from vqe.metrics.perceptual import lpips_clip
 
 # pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags: TecoGAN's metrics.py
 FARNEBACK = (0.5, 3, 15, 3, 5, 1.2, 0)
-
-Crop = tuple[slice, slice]
 
 
 def farneback(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
@@ -70,17 +68,6 @@ def flows(frames: np.ndarray, *, backward: bool = False) -> np.ndarray:
     return np.stack(out) if out else np.zeros((0, *frames.shape[1:3], 2), np.float32)
 
 
-def teco_crop(height: int, width: int) -> Crop | None:
-    """TecoGAN's `crop_8x8`: centred, sides multiples of 32 at least 16 px smaller; None if empty."""
-    def side(n: int) -> slice | None:
-        m = (n // 32) * 32
-        while m > n - 16:
-            m -= 32
-        return slice((n - m) // 2, (n - m) // 2 + m) if m > 0 else None
-    ys, xs = side(height), side(width)
-    return (ys, xs) if ys and xs else None
-
-
 def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample x (N, C, H, W) at p + flow(p) (flow (N, H, W, 2) in pixels), bilinear, border padding."""
     _, _, h, w = x.shape
@@ -88,8 +75,9 @@ def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
                             torch.arange(w, dtype=x.dtype, device=x.device), indexing="ij")
     gx = (xs + flow[..., 0]) * (2.0 / max(w - 1, 1)) - 1.0
     gy = (ys + flow[..., 1]) * (2.0 / max(h - 1, 1)) - 1.0
-    return F.grid_sample(x, torch.stack((gx, gy), dim=-1), mode="bilinear", padding_mode="border",
-                         align_corners=True)
+    warped = F.grid_sample(x, torch.stack((gx, gy), dim=-1), mode="bilinear", padding_mode="border",
+                           align_corners=True)
+    return warped.contiguous(memory_format=torch.channels_last)  # as `to_tensor`: SSIM's convs run faster
 
 
 def _aligned(frames: np.ndarray, flows_bwd: np.ndarray, device: torch.device,
@@ -106,53 +94,50 @@ class TemporalReference:
     """What the temporal metrics need from the ground truth alone, computed once per clip."""
 
     gt: np.ndarray
-    crop: Crop | None            # TecoGAN's border crop for tOF and tLP
-    flows_fwd: np.ndarray        # OF(g_{t-1}, g_t), cropped: tOF's target
-    flows_bwd: np.ndarray        # OF(g_t, g_{t-1}), full frame: the warp W
-    lpips_steps: np.ndarray      # LPIPS(g_t, g_{t-1}) on the crop: tLP's target
+    flows_fwd: np.ndarray    # OF(g_{t-1}, g_t): tOF's target
+    flows_bwd: np.ndarray    # OF(g_t, g_{t-1}): the warp W
+    lpips_steps: np.ndarray  # LPIPS(g_t, g_{t-1}): tLP's target
 
     @classmethod
     def build(cls, gt: np.ndarray, model: lpips.LPIPS | None = None,
               batch_size: int = 8) -> TemporalReference:
-        crop = teco_crop(*check_frames(gt, "ground truth").shape[1:3])
-        fwd = flows(gt)
-        lp = np.full(len(fwd), np.nan)
-        if crop is not None:
-            fwd = fwd[(slice(None), *crop)]
-            lp = lpips_distance(gt[(slice(1, None), *crop)], gt[(slice(None, -1), *crop)], model, batch_size)
-        return cls(gt, crop, fwd, flows(gt, backward=True), lp)
+        check_frames(gt, "ground truth")
+        steps = lpips_clip(gt, None, model, batch_size)[1]
+        return cls(gt, flows(gt), flows(gt, backward=True), steps)
 
 
-def _undefined(out: np.ndarray, ref: TemporalReference, needs_crop: bool) -> bool:
+def _undefined(out: np.ndarray, ref: TemporalReference) -> bool:
     check_pair(out, ref.gt)
-    return len(out) < 2 or (needs_crop and ref.crop is None)
+    return len(out) < 2
 
 
 def tof(out: np.ndarray, ref: TemporalReference) -> float:
     """TecoGAN's tOF, unscaled (pixels of flow difference per pixel); lower is better."""
-    if _undefined(out, ref, needs_crop=True):
+    if _undefined(out, ref):
         return float("nan")
     g = _greys(out)
-    steps = [np.linalg.norm(farneback(a, b)[ref.crop] - target, axis=-1).mean()
+    steps = [np.linalg.norm(farneback(a, b) - target, axis=-1).mean()
              for a, b, target in zip(g[:-1], g[1:], ref.flows_fwd)]
     return float(np.mean(steps))
+
+
+def tlp_from_steps(out_steps: np.ndarray, gt_steps: np.ndarray) -> float:
+    """tLP from LPIPS(x_t, x_{t-1}) and LPIPS(g_t, g_{t-1}) (see `perceptual.lpips_clip`)."""
+    return float(np.mean(np.abs(out_steps - gt_steps))) if len(gt_steps) else float("nan")
 
 
 def tlp(out: np.ndarray, ref: TemporalReference, model: lpips.LPIPS | None = None,
         batch_size: int = 8) -> float:
     """TecoGAN's tLP, unscaled (not x100); lower is better."""
-    if _undefined(out, ref, needs_crop=True):
-        return float("nan")
-    steps = lpips_distance(out[(slice(1, None), *ref.crop)], out[(slice(None, -1), *ref.crop)],
-                           model if model is not None else lpips_model(), batch_size)
-    return float(np.mean(np.abs(steps - ref.lpips_steps)))
+    check_pair(out, ref.gt)
+    return tlp_from_steps(lpips_clip(out, None, model, batch_size)[1], ref.lpips_steps)
 
 
 @torch.inference_mode()
 def tpsnr(out: np.ndarray, ref: TemporalReference, device: torch.device | str | None = None,
           batch_size: int = 8) -> float:
     """PSNR of the motion-compensated temporal change against the GT's (MSE pooled over the clip)."""
-    if _undefined(out, ref, needs_crop=False):
+    if _undefined(out, ref):
         return float("nan")
     device = resolve_device(device)
     sq, n = 0.0, 0
@@ -168,7 +153,7 @@ def tpsnr(out: np.ndarray, ref: TemporalReference, device: torch.device | str | 
 def tssim(out: np.ndarray, ref: TemporalReference, device: torch.device | str | None = None,
           batch_size: int = 8) -> float:
     """Mean SSIM between each output frame and its predecessor warped by the GT motion."""
-    if _undefined(out, ref, needs_crop=False):
+    if _undefined(out, ref):
         return float("nan")
     device = resolve_device(device)
     steps = [ssim_tensor(x, wx) for x, wx in _aligned(out, ref.flows_bwd, device, batch_size)]

@@ -1,0 +1,90 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vqe.config import compose, load_params, params_from_dict
+from vqe.errors import VQEError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_params_yaml_is_the_composition_of_conf_defaults():
+    committed = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert committed == compose(None, ROOT / "conf")
+    assert committed["profile_name"] == "tiny"
+
+
+@pytest.mark.parametrize("profile", ["tiny", "smoke", "paper"])
+def test_every_profile_composes_and_validates(profile):
+    params = params_from_dict(compose(profile, ROOT / "conf"), origin=profile)
+    assert params.profile_name == profile
+    tests = [c for c in params.synth.clips if c.split == "test"]
+    assert [c.file for c in tests] == ["bigbuckbunny.mp4"]  # Big Buck Bunny is the test clip
+
+
+def test_paper_profile_has_the_papers_settings():
+    p = params_from_dict(compose("paper", ROOT / "conf"))
+    assert (p.synth.scale, p.synth.codec, p.synth.preset, p.synth.intra_period) == (2, "libx264", "veryfast", 100)
+    assert p.synth.train_crf == 38 and p.eval.main_kbps == 250
+    assert min(p.synth.bitrates_kbps) <= 200 and 300 <= max(p.synth.bitrates_kbps)
+
+
+def test_tiny_bitrates_span_150_to_500_kbps_at_360p_in_bits_per_pixel():
+    p = load_params(ROOT / "params.yaml")
+    bbb = next(c for c in p.synth.clips if c.split == "test")
+    encoded_pixels = (bbb.height // p.synth.scale) * (bbb.height * 16 // 9 // p.synth.scale)
+    scale = encoded_pixels / (640 * 360)
+    assert min(p.synth.bitrates_kbps) == pytest.approx(150 * scale)
+    assert max(p.synth.bitrates_kbps) == pytest.approx(500 * scale)
+    assert len(p.synth.bitrates_kbps) >= 4
+
+
+def _tiny() -> dict:
+    return compose("tiny", ROOT / "conf")
+
+
+def test_unknown_key_is_named():
+    data = _tiny()
+    data["synth"]["bitrate"] = 3
+    with pytest.raises(VQEError, match="synth.bitrate"):
+        params_from_dict(data)
+
+
+def test_ill_typed_value_is_named():
+    data = _tiny()
+    data["synth"]["scale"] = "two"
+    with pytest.raises(VQEError, match="synth.scale"):
+        params_from_dict(data)
+
+
+def test_unknown_codec_is_named():
+    data = _tiny()
+    data["synth"]["codec"] = "libx999"
+    with pytest.raises(VQEError, match=r"synth.codec.*libx999"):
+        params_from_dict(data)
+
+
+def test_main_bitrate_must_be_a_test_bitrate():
+    data = _tiny()
+    data["eval"]["main_kbps"] = 77
+    with pytest.raises(VQEError, match="eval.main_kbps"):
+        params_from_dict(data)
+
+
+def test_clip_needs_its_source_field():
+    data = _tiny()
+    data["synth"]["clips"][0].pop("file")
+    with pytest.raises(VQEError, match=r"synth.clips\[0\].file"):
+        params_from_dict(data)
+
+
+def test_load_params_overrides_and_missing_file(tmp_path):
+    p = load_params(ROOT / "params.yaml", ["eval.batch=3"])
+    assert p.eval.batch == 3
+    with pytest.raises(VQEError, match="nope.yaml"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("synth: {scale: 2}\nbogus_key: 1\n")
+    with pytest.raises(VQEError, match=r"bad.yaml.*bogus_key"):
+        load_params(bad)

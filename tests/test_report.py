@@ -1,0 +1,54 @@
+import json
+import math
+
+import pytest
+
+from vqe.errors import VQEError
+from vqe.evaluate import load_evals, per_rate, write_eval
+from vqe.report import TABLE1_KEYS, build_table1, table1_markdown, write_table1
+
+
+def _row(clip: str, target: float, kbps: float, psnr: float) -> dict:
+    metrics = {k: 0.5 for k in ("psnr_y", "ssim", "ms_ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf")}
+    return {"clip": clip, "rate_id": f"x_{target:g}k", "kbps_target": target, "kbps": kbps, "bpp": kbps / 100,
+            **metrics, "psnr": psnr}
+
+
+def test_per_rate_averages_clips_and_sorts_by_rate():
+    rows = [_row("a", 60, 58.0, 30.0), _row("b", 60, 62.0, 32.0), _row("a", 30, 29.0, 25.0)]
+    merged = per_rate(rows)
+    assert [r["kbps_target"] for r in merged] == [30, 60]
+    assert merged[1]["psnr"] == 31.0 and merged[1]["kbps"] == 60.0
+
+
+def test_eval_files_and_rd_csv(tmp_path):
+    write_eval("input", [_row("a", 30, 29.0, 25.0), _row("a", 60, 58.0, 30.0)], tmp_path)
+    assert (tmp_path / "rd" / "input.csv").read_text().splitlines() == [
+        "kbps,bpp,psnr,ssim,lpips,vmaf", "29.0,0.29,25.0,0.5,0.5,0.5", "58.0,0.58,30.0,0.5,0.5,0.5"]
+    assert load_evals(tmp_path)["input"]["rates"][0]["psnr"] == 25.0
+
+
+def test_table1_takes_the_main_bitrate_and_quotes_the_paper_separately(tmp_path):
+    write_eval("lanczos", [_row("a", 30, 29.0, 26.0), _row("a", 60, 58.0, 31.0)], tmp_path)
+    write_eval("input", [_row("a", 30, 29.0, 25.0), _row("a", 60, 58.0, 30.0)], tmp_path)
+    table = write_table1(tmp_path, 60, "tiny")
+    assert list(table) == ["input", "lanczos"]  # the paper's order: compressed input first
+    assert table["input"]["psnr"] == 30.0 and set(table["input"]) == set(TABLE1_KEYS)
+    assert json.loads((tmp_path / "table1.json").read_text()) == table
+    md = (tmp_path / "table1.md").read_text()
+    assert "| H.264 compressed (bicubic up-scaled) | 30.00 |" in md
+    assert "25.1 / 0.613 / 0.412" in md  # the paper's own row, in its labelled reference column
+    assert md.count("25.1 / 0.613") == 1
+
+
+def test_table1_errors(tmp_path):
+    with pytest.raises(VQEError, match="no evaluated methods"):
+        build_table1(tmp_path, 60)
+    write_eval("input", [_row("a", 30, 29.0, 25.0)], tmp_path)
+    with pytest.raises(VQEError, match="no rate point at 60"):
+        build_table1(tmp_path, 60)
+
+
+def test_markdown_handles_infinite_psnr():
+    table = {"input": {k: 1.0 for k in TABLE1_KEYS} | {"psnr": math.inf}}
+    assert "| inf |" in table1_markdown(table, 60, "smoke")
