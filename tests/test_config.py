@@ -88,3 +88,17 @@ def test_load_params_overrides_and_missing_file(tmp_path):
     bad.write_text("synth: {scale: 2}\nbogus_key: 1\n")
     with pytest.raises(VQEError, match=r"bad.yaml.*bogus_key"):
         load_params(bad)
+
+
+@pytest.mark.parametrize("overrides", [["profile=paper"], ["synth.bitrates_kbps=[50,100]", "eval.main_kbps=50"]])
+def test_dvc_hydra_composition_accepts_profile_and_key_overrides(tmp_path, overrides):
+    """What `dvc exp run -S ...` does to params.yaml, through DVC's own Hydra composition."""
+    from dvc.utils.hydra import compose_and_dump
+
+    out = tmp_path / "params.yaml"
+    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(tmp_path), overrides)
+    params = load_params(out)
+    if overrides == ["profile=paper"]:
+        assert params.profile_name == "paper" and params.eval.main_kbps == 250
+    else:
+        assert params.profile_name == "tiny" and params.synth.bitrates_kbps == [50, 100]

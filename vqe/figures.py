@@ -96,7 +96,12 @@ def comparison_from_samples(samples_dir: str | Path, manifest_dir: str | Path, p
 
     manifest = Manifest.load(manifest_dir)
     clip = sample_clip(manifest)
-    images = {p.stem: np.asarray(Image.open(p).convert("RGB")) for p in sorted(Path(samples_dir).glob("*.png"))}
+    from vqe.report import METHOD_NAMES
+
+    order = list(METHOD_NAMES)
+    files = sorted(Path(samples_dir).glob("*.png"), key=lambda p: (order.index(p.stem) if p.stem in order
+                                                                    else len(order), p.stem))
+    images = {METHOD_NAMES.get(p.stem, (p.stem,))[0]: np.asarray(Image.open(p).convert("RGB")) for p in files}
     t = min(manifest.clip(clip).frames, max_frames or 10**9) // 2
     gt = np.asarray(manifest.gt(clip)[t])
     images["ground truth"] = gt

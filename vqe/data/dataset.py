@@ -24,7 +24,7 @@ def window_indices(t: int, n: int, length: int) -> np.ndarray:
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).float().div_(255)
+    return torch.from_numpy(np.array(frames, dtype=np.uint8)).movedim(-1, -3).float().div_(255)
 
 
 def augment(lq: np.ndarray, gt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

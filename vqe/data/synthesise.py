@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def synthesise_clip(spec: ClipSpec, synth: SynthParams, root: Path,
     lr = downscale(gt, synth.scale)
     encodes = []
     for rate_id, settings in tqdm(rate_points(synth, spec.split), desc=spec.name, leave=False):
-        settings = EncodeSettings(**{**settings.__dict__, "fps": fps})
+        settings = replace(settings, fps=fps)
         folder = Path(spec.name) / rate_id
         lq_lr, result = encode_decode(lr, root / folder / "stream.mkv", settings, synth.rate_tolerance)
         lq = upscale(lq_lr, h, w)

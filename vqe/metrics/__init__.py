@@ -37,8 +37,8 @@ def measure(out: np.ndarray, ref: Reference, *, vmaf: bool = True) -> dict[str, 
     """Clip-level scores of `out` against `ref`, keyed by `KEYS`, as plain floats.
 
     Per-frame metrics are averaged over frames (a frame identical to the GT has PSNR +inf, and
-    so does the mean). MS-SSIM is NaN for frames under 161 px on the short side, temporal
-    metrics for single frames, and VMAF when `vmaf=False` (it is the slow one).
+    so does the mean). NaN marks what is undefined: MS-SSIM for frames under 161 px on the short
+    side, VMAF under 17 px, temporal metrics for single frames; VMAF is also NaN when `vmaf=False`.
     """
     check_pair(out, ref.gt)
     gt, dev, bs, tref = ref.gt, ref.device, ref.batch_size, ref.temporal

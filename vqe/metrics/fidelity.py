@@ -40,6 +40,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def check_frames(frames: np.ndarray, name: str = "frames") -> np.ndarray:
+    """Reject anything but the package's frame convention early, with a message naming the input."""
     if not (isinstance(frames, np.ndarray) and frames.dtype == np.uint8 and frames.ndim == 4
             and frames.shape[-1] == 3):
         desc = f"{getattr(frames, 'dtype', type(frames).__name__)} {getattr(frames, 'shape', '')}"
@@ -56,7 +57,11 @@ def check_pair(out: np.ndarray, gt: np.ndarray) -> None:
 
 
 def to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) on `device`, still on the 0..255 scale."""
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) on `device`, still on the 0..255 scale.
+
+    Uploading uint8 moves a quarter of the bytes; the permuted view stays channels-last in
+    memory, which the depthwise SSIM convolutions run about twice as fast on (CPU).
+    """
     return torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
 
 
@@ -64,14 +69,17 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
     return (slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size))
 
 
+def to_numpy(parts: list[torch.Tensor]) -> np.ndarray:
+    """Per-batch results as one float64 array (empty when there were no batches)."""
+    return torch.cat([p.reshape(-1) for p in parts]).double().cpu().numpy() if parts else np.zeros(0)
+
+
 @torch.inference_mode()
 def map_pairs(fn: PairFn, a: np.ndarray, b: np.ndarray, device: torch.device | str | None = None,
               batch_size: int = 8) -> np.ndarray:
     """Apply a batched per-pair torch metric frame by frame, a few frames at a time to bound memory."""
     device = resolve_device(device)
-    parts = [fn(to_tensor(a[s], device), to_tensor(b[s], device)).reshape(-1).double().cpu().numpy()
-             for s in batches(len(a), batch_size)]
-    return np.concatenate(parts) if parts else np.zeros(0)
+    return to_numpy([fn(to_tensor(a[s], device), to_tensor(b[s], device)) for s in batches(len(a), batch_size)])
 
 
 def psnr_from_mse(mse: np.ndarray | float, peak: float = PEAK) -> np.ndarray:

@@ -19,7 +19,8 @@ import lpips
 import numpy as np
 import torch
 
-from vqe.metrics.fidelity import batches, check_frames, check_pair, map_pairs, resolve_device, to_tensor
+from vqe.metrics.fidelity import (batches, check_frames, check_pair, map_pairs, resolve_device, to_numpy,
+                                  to_tensor)
 from vqe.weights import provision_weights
 
 Features = list[torch.Tensor]
@@ -70,10 +71,7 @@ def lpips_clip(out: np.ndarray, gt: np.ndarray | None, model: lpips.LPIPS | None
 
     With `gt=None` only the consecutive distances are computed (the first array is empty).
     """
-    if gt is None:
-        check_frames(out)
-    else:
-        check_pair(out, gt)
+    check_frames(out) if gt is None else check_pair(out, gt)
     model = model if model is not None else lpips_model()
     device = _device(model)
     to_gt, steps, last = [], [], None
@@ -88,5 +86,4 @@ def lpips_clip(out: np.ndarray, gt: np.ndarray | None, model: lpips.LPIPS | None
         if len(cur[0]):
             steps.append(distance(model, cur, prev))
         last = [f[-1:] for f in fo]
-    cat = lambda parts: torch.cat(parts).double().cpu().numpy() if parts else np.zeros(0)
-    return cat(to_gt), cat(steps)
+    return to_numpy(to_gt), to_numpy(steps)

@@ -16,7 +16,7 @@ TecoGAN metrics (Chu et al. 2020, as in `metrics.py` of thunil/TecoGAN):
   model's warm-up); we evaluate all metrics on every full frame instead, so the numbers are
   not comparable with TecoGAN's tables to the last digit.
 
-Motion-compensated metrics (after the TecoGAN paper's "temporal PSNR by aligning consecutive
+Motion-compensated metrics (after the main paper's "temporal PSNR by aligning consecutive
 frames based on estimated motion fields" and "SSIM across consecutive frames"). W warps frame
 t-1 onto frame t with the backward flow b_t = OF(g_t, g_{t-1}) estimated on the *ground truth*,
 so every method is aligned by the same motion: W(y_{t-1})(p) = y_{t-1}(p + b_t(p)), bilinear,
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from vqe.metrics.fidelity import (batches, check_frames, check_pair, psnr_from_mse, resolve_device,
-                                  ssim_tensor, to_tensor)
+                                  ssim_tensor, to_numpy, to_tensor)
 from vqe.metrics.perceptual import lpips_clip
 
 # pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags: TecoGAN's metrics.py
@@ -157,4 +157,4 @@ def tssim(out: np.ndarray, ref: TemporalReference, device: torch.device | str | 
         return float("nan")
     device = resolve_device(device)
     steps = [ssim_tensor(x, wx) for x, wx in _aligned(out, ref.flows_bwd, device, batch_size)]
-    return float(torch.cat(steps).double().mean())
+    return float(to_numpy(steps).mean())

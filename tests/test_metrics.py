@@ -1,0 +1,199 @@
+"""Metric values against closed forms, an independent SSIM, pinned LPIPS values and sanity orderings."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import skimage.data
+import torch
+
+from vqe.errors import VQEError
+from vqe.metrics import KEYS, Reference, bpp, measure
+from vqe.metrics.fidelity import ms_ssim, psnr, psnr_y, ssim
+from vqe.metrics.perceptual import lpips_clip, lpips_distance, lpips_model
+from vqe.metrics.temporal import TemporalReference, flows, tlp, tof, tpsnr, tssim, warp
+from vqe.metrics.vmaf import vmaf
+
+
+def grey_rgb(img: np.ndarray) -> np.ndarray:
+    """A grey image as a 1-frame RGB clip (every channel equal)."""
+    return np.repeat(img[None, :, :, None], 3, axis=-1)
+
+
+def blurred(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of the spatial axes of (H, W), (H, W, 3) or (T, H, W, 3) arrays."""
+    sigmas = {2: (sigma, sigma), 3: (sigma, sigma, 0), 4: (0, sigma, sigma, 0)}[img.ndim]
+    return np.round(ndi.gaussian_filter(img.astype(np.float64), sigmas)).astype(np.uint8)
+
+
+def noisy(img: np.ndarray, std: float, seed: int = 0) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0, std, img.shape)
+    return np.clip(img + noise, 0, 255).round().astype(np.uint8)
+
+
+def panning_clip(frames: int = 8, shift: tuple[int, int] = (2, 1), size: tuple[int, int] = (96, 128)) -> np.ndarray:
+    """Windows of the astronaut photo sliding by `shift` = (dx, dy) px per frame: known true motion."""
+    img = skimage.data.astronaut()[::2, ::2]  # 256 x 256, smooth enough for Farneback
+    (dx, dy), (h, w) = shift, size
+    return np.stack([img[60 - dy * t: 60 - dy * t + h, 80 - dx * t: 80 - dx * t + w] for t in range(frames)])
+
+
+@pytest.fixture(scope="module")
+def model():
+    return lpips_model("alex", "cpu")
+
+
+# ---- fidelity ---------------------------------------------------------------------------------
+
+def test_psnr_of_a_constant_offset():
+    gt = np.full((2, 8, 8, 3), 100, np.uint8)
+    assert psnr(gt + 10, gt) == pytest.approx([20 * math.log10(255 / 10)] * 2)
+    assert np.all(np.isinf(psnr(gt, gt)))
+
+
+def test_psnr_y_uses_bt601_studio_luma():
+    gt = np.full((1, 8, 8, 3), 100, np.uint8)
+    # Y changes by (65.481 + 128.553 + 24.966) * 10 / 255 = 219 * 10 / 255 for +10 on R, G and B
+    assert psnr_y(gt + 10, gt)[0] == pytest.approx(20 * math.log10(255 / (2190 / 255)))
+    red = gt.copy()
+    red[..., 0] += 10
+    assert psnr_y(red, gt)[0] == pytest.approx(20 * math.log10(255 / (654.81 / 255)))
+
+
+def test_shape_mismatch_names_both_shapes():
+    with pytest.raises(VQEError, match=r"\(1, 8, 8, 3\).*\(1, 8, 9, 3\)"):
+        psnr(np.zeros((1, 8, 8, 3), np.uint8), np.zeros((1, 8, 9, 3), np.uint8))
+    with pytest.raises(VQEError, match="uint8"):
+        psnr(np.zeros((1, 8, 8, 3)), np.zeros((1, 8, 8, 3)))
+
+
+def test_ssim_matches_scikit_image():
+    cam = skimage.data.camera()  # 512 x 512 grey
+    x = grey_rgb(cam)
+    # skimage.metrics.structural_similarity(cam, d, gaussian_weights=True, sigma=1.5,
+    # use_sample_covariance=False, data_range=255), scikit-image 0.26.0
+    for distorted, expected in [(blurred(cam, 1.5), 0.7936767834966766), (noisy(cam, 12), 0.5378683017974906)]:
+        assert ssim(grey_rgb(distorted), x, "cpu")[0] == pytest.approx(expected, abs=5e-5)
+    assert ssim(x, x, "cpu")[0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ms_ssim_values_and_small_frames():
+    cam = skimage.data.camera()
+    x = grey_rgb(cam)
+    assert ms_ssim(x, x, "cpu")[0] == pytest.approx(1.0, abs=1e-6)
+    # pinned: pytorch-msssim 1.0.0 on the pair of test_ssim_matches_scikit_image
+    assert ms_ssim(grey_rgb(blurred(cam, 1.5)), x, "cpu")[0] == pytest.approx(0.95433229, abs=1e-5)
+    assert ms_ssim(grey_rgb(blurred(cam, 3.0)), x, "cpu")[0] < 0.9
+    small = x[:, :160, :200]
+    assert np.isnan(ms_ssim(small, small, "cpu")).all()
+
+
+# ---- LPIPS ------------------------------------------------------------------------------------
+
+def test_lpips_pinned_values(model):
+    ast = skimage.data.astronaut()[None]
+    assert lpips_distance(ast, ast, model)[0] == 0.0
+    # measured once the AlexNet weights were shown to equal the checkpoint (test_weights.py)
+    assert lpips_distance(blurred(ast, 2.0), ast, model)[0] == pytest.approx(0.32101682, abs=1e-5)
+    assert lpips_distance(noisy(ast, 20), ast, model)[0] == pytest.approx(0.39477193, abs=1e-5)
+
+
+def test_lpips_clip_equals_the_lpips_forward(model):
+    a = panning_clip(7)
+    b = noisy(a, 10)
+    norm = lambda f: torch.from_numpy(f).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
+    with torch.inference_mode():
+        to_gt = model(norm(a), norm(b)).reshape(-1).numpy()
+        steps = model(norm(a[1:]), norm(a[:-1])).reshape(-1).numpy()
+    for batch_size in (1, 3, 8):
+        d, s = lpips_clip(a, b, model, batch_size)
+        np.testing.assert_allclose(d, to_gt, atol=1e-6)
+        np.testing.assert_allclose(s, steps, atol=1e-6)
+
+
+# ---- temporal ---------------------------------------------------------------------------------
+
+def test_gt_flow_recovers_a_known_translation():
+    clip = panning_clip(4, shift=(2, 1))
+    inner = (slice(None), slice(16, -16), slice(16, -16))
+    fwd, bwd = flows(clip)[inner], flows(clip, backward=True)[inner]
+    np.testing.assert_allclose(np.median(fwd.reshape(-1, 2), axis=0), [2, 1], atol=0.1)
+    np.testing.assert_allclose(np.median(bwd.reshape(-1, 2), axis=0), [-2, -1], atol=0.1)
+    # warping frame t-1 with the backward flow predicts frame t
+    x = torch.from_numpy(clip).permute(0, 3, 1, 2).float()
+    pred = warp(x[:-1], torch.from_numpy(flows(clip, backward=True)))
+    err = (pred - x[1:])[..., 16:-16, 16:-16].abs().mean()
+    assert err < 2.0 < (x[:-1] - x[1:])[..., 16:-16, 16:-16].abs().mean()
+
+
+def test_static_identical_clip_is_temporally_perfect(model):
+    clip = np.repeat(panning_clip(1), 5, axis=0)
+    ref = TemporalReference.build(clip, model)
+    assert tof(clip, ref) == pytest.approx(0.0, abs=1e-6)
+    assert tlp(clip, ref, model) == pytest.approx(0.0, abs=1e-6)
+    assert tssim(clip, ref, "cpu") == pytest.approx(1.0, abs=1e-5)
+    assert tpsnr(clip, ref, "cpu") == math.inf
+
+
+def test_flicker_scores_worse_than_a_steady_error(model):
+    gt = panning_clip(8)
+    ref = TemporalReference.build(gt, model)
+    sign = np.where(np.arange(len(gt)) % 2 == 0, 1, -1)[:, None, None, None]
+    brighter = lambda offset: np.clip(gt.astype(int) + offset, 0, 255).astype(np.uint8)  # noqa: E731
+    steady, flicker = brighter(20), brighter(20 * sign)  # same per-frame error, one alternates
+    assert psnr(flicker, gt).mean() == pytest.approx(psnr(steady, gt).mean(), abs=1.0)
+    assert tpsnr(flicker, ref, "cpu") < 20 < 40 < tpsnr(steady, ref, "cpu")
+    assert tlp(flicker, ref, model) > 0.01 > 0.002 > tlp(steady, ref, model)
+    assert tssim(flicker, ref, "cpu") < 0.85 < 0.95 < tssim(steady, ref, "cpu")
+    assert tssim(gt, ref, "cpu") > 0.95  # pure translation: the warped predecessor predicts well
+
+
+def test_temporal_metrics_need_two_frames(model):
+    one = panning_clip(1)
+    ref = TemporalReference.build(one, model)
+    assert all(math.isnan(v) for v in (tof(one, ref), tlp(one, ref, model), tpsnr(one, ref), tssim(one, ref)))
+
+
+# ---- VMAF -------------------------------------------------------------------------------------
+
+def test_vmaf_is_100_for_the_reference_and_drops_with_degradation():
+    gt = panning_clip(6, size=(120, 160))
+    top, frames = vmaf(gt, gt, fps=25)
+    assert top >= 99 and frames.shape == (6,)
+    mild, strong = vmaf(blurred(gt, 1.0), gt)[0], vmaf(blurred(gt, 2.5), gt)[0]
+    assert top > mild + 5 > strong + 10
+
+
+def test_vmaf_is_nan_where_libvmaf_cannot_run():
+    tiny = panning_clip(2, size=(16, 40))
+    score, frames = vmaf(tiny, tiny)
+    assert math.isnan(score) and np.isnan(frames).all() and frames.shape == (2,)
+
+
+def test_vmaf_reports_ffmpeg_errors(monkeypatch):
+    monkeypatch.setattr("imageio_ffmpeg.get_ffmpeg_exe", lambda: "false")
+    clip = panning_clip(2)
+    with pytest.raises(VQEError, match="ffmpeg libvmaf failed"):
+        vmaf(clip, clip)
+
+
+# ---- measure ----------------------------------------------------------------------------------
+
+def test_measure_returns_every_key_as_a_float():
+    gt = panning_clip(6, size=(168, 176))
+    ref = Reference(gt, device="cpu", fps=25)
+    scores = measure(noisy(gt, 8), ref)
+    assert tuple(scores) == KEYS
+    assert all(type(v) is float and math.isfinite(v) for v in scores.values())
+    assert scores["psnr"] == pytest.approx(psnr(noisy(gt, 8), gt).mean())
+    assert measure(gt, ref, vmaf=False)["lpips"] == 0.0
+    assert math.isnan(measure(gt, ref, vmaf=False)["vmaf"])
+    with pytest.raises(VQEError, match="does not match"):
+        measure(gt[:5], ref)
+
+
+def test_bpp():
+    assert bpp(100, 640, 360, 25) == pytest.approx(100_000 / (640 * 360 * 25))
