@@ -61,7 +61,7 @@ def test_clip_windows_walk_the_whole_clip(smoke_manifest):
     assert torch.equal(lq[0], lq[2]) and torch.equal(lq[1], lq[2])  # replicated first frame
     lq_last, _ = ds[len(ds) - 1]
     assert torch.equal(lq_last[4], lq_last[2])
-    expected = torch.from_numpy(np.asarray(smoke_manifest.gt(entry.clip)[0])).permute(2, 0, 1).float() / 255
+    expected = torch.from_numpy(np.array(smoke_manifest.gt(entry.clip)[0])).permute(2, 0, 1).float() / 255
     assert torch.equal(gt, expected)
     with pytest.raises(IndexError):
         ds[len(ds)]

@@ -7,6 +7,7 @@ through `x264-params`. Scene-cut keyframes are disabled so the GOP is exactly `i
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -82,13 +83,11 @@ def encode(frames: np.ndarray, path: str | Path, settings: EncodeSettings) -> En
                 stream.bit_rate = int(settings.kbps * 1000)
             if settings.codec == "libvpx-vp9":
                 stream.codec_context.gop_size = settings.intra_period
-            for i, f in enumerate(frames):
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-                vf.pts = i
-                for packet in stream.encode(vf):
-                    nbytes, keyframes = _mux(out, packet, nbytes, keyframes)
-            for packet in stream.encode(None):
-                nbytes, keyframes = _mux(out, packet, nbytes, keyframes)
+            for packet in _packets(stream, frames):
+                if packet.is_keyframe and packet.pts is not None:
+                    keyframes.append(int(packet.pts))
+                nbytes += packet.size
+                out.mux(packet)
     kbps = nbytes * 8 / (t / settings.fps) / 1000
     return EncodeResult(str(path), t, nbytes, kbps, sorted(keyframes), settings.kbps)
 
@@ -103,18 +102,18 @@ def encode_at_rate(frames: np.ndarray, path: str | Path, settings: EncodeSetting
     if settings.kbps is None or tolerance <= 0:
         return encode(frames, path, settings)
     wanted, target = settings.kbps, settings.kbps
-    best: tuple[EncodeResult, float] | None = None
+    best: Optional[EncodeResult] = None
     for _ in range(max_tries):
         result = encode(frames, path, replace(settings, kbps=target))
-        if best is None or abs(result.kbps - wanted) < abs(best[0].kbps - wanted):
-            best = (result, target)
+        if best is None or abs(result.kbps - wanted) < abs(best.kbps - wanted):
+            best = result
         if abs(result.kbps / wanted - 1) <= tolerance:
             break
         target *= wanted / result.kbps
     assert best is not None
-    if best[0] is not result:  # the file on disk is the last attempt: put the best one back
-        encode(frames, path, replace(settings, kbps=best[1]))
-    return best[0]
+    if best is not result:  # the file on disk is the last attempt: put the best one back
+        encode(frames, path, replace(settings, kbps=best.encoder_kbps))
+    return best
 
 
 def _format(path: Path) -> str:
@@ -124,13 +123,13 @@ def _format(path: Path) -> str:
     return formats[path.suffix]
 
 
-def _mux(out: av.container.OutputContainer, packet: av.Packet, nbytes: int,
-         keyframes: list[int]) -> tuple[int, list[int]]:
-    if packet.is_keyframe and packet.pts is not None:
-        keyframes = keyframes + [int(packet.pts)]
-    nbytes += packet.size
-    out.mux(packet)
-    return nbytes, keyframes
+def _packets(stream: av.VideoStream, frames: np.ndarray) -> Iterator[av.Packet]:
+    """Every packet of the encode, the encoder's flush included."""
+    for i, f in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+        vf.pts = i
+        yield from stream.encode(vf)
+    yield from stream.encode(None)
 
 
 def keyframe_indices(path: str | Path) -> list[int]:

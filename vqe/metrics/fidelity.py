@@ -62,7 +62,7 @@ def to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     Uploading uint8 moves a quarter of the bytes; the permuted view stays channels-last in
     memory, which the depthwise SSIM convolutions run about twice as fast on (CPU).
     """
-    return torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
+    return torch.from_numpy(np.array(frames, dtype=np.uint8)).to(device).permute(0, 3, 1, 2).float()
 
 
 def batches(n: int, batch_size: int) -> Iterator[slice]:
