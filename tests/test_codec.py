@@ -34,6 +34,12 @@ def test_intra_period_is_exact(bbb_180p, tmp_path):
     assert keyframe_indices(path) == [0, 10, 20, 30, 40]
 
 
+def test_encoding_is_bit_exact_run_to_run(bbb_180p, tmp_path):
+    sizes = {encode(bbb_180p, tmp_path / f"{i}.mkv", EncodeSettings(kbps=50)).bytes for i in range(3)}
+    assert len(sizes) == 1
+    assert (tmp_path / "0.mkv").read_bytes() == (tmp_path / "2.mkv").read_bytes()
+
+
 def test_higher_bitrate_gives_higher_quality(bbb_180p, tmp_path):
     lq = [encode_decode(bbb_180p[:30], tmp_path / f"{k}.mkv", EncodeSettings(kbps=k))[0] for k in (30, 150)]
     assert psnr(lq[1], bbb_180p[:30]).mean() > psnr(lq[0], bbb_180p[:30]).mean() + 1.0

@@ -73,8 +73,8 @@ class SynthParams:
     intra_period: int = 100
     rate_tolerance: float = 0.05  # re-encode with a corrected target until within this of the bitrate
     fps: float = 25.0  # frame rate given to frame sequences and synthetic clips
-    encoder_threads: int = 2  # fixed, so bitstreams are identical across machines
-    workers: int = 1  # clips synthesised in parallel processes
+    encoder_threads: int = 1  # 1 = bit-exact bitstreams (x264's threaded rate control is not)
+    workers: int = 2  # clips synthesised in parallel processes
     clips: list[ClipSpec] = field(default_factory=list)
 
     def validate(self) -> None:

@@ -32,7 +32,7 @@ class EncodeSettings:
     preset: str = "veryfast"  # x264/x265 preset; VP9 and AV1 use fixed fast speeds
     intra_period: int = 100
     fps: float = 25.0
-    threads: int = 2
+    threads: int = 1  # x264's multi-threaded rate control is not deterministic
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import shutil
 from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor
@@ -39,7 +40,9 @@ def synthesise(synth: SynthParams, external_dir: Path = sources.EXTERNAL_DIR) ->
     specs = [clip for spec in synth.clips for clip in sources.expand(spec)]
     jobs = [(spec, synth, root, external_dir) for spec in specs]
     parallel = synth.workers > 1 and len(jobs) > 1
-    with ProcessPoolExecutor(synth.workers) if parallel else contextlib.nullcontext() as pool:
+    # spawn, not fork: a forked child of a process that has used torch's thread pool can hang
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(synth.workers, mp_context=spawn) if parallel else contextlib.nullcontext() as pool:
         mapper = pool.map if pool is not None else map
         results = list(tqdm(mapper(_clip_job, jobs), total=len(jobs), desc="synthesise", unit="clip"))
     manifest = Manifest(root, [c for c, _ in results], [e for _, es in results for e in es])
