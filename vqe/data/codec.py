@@ -123,10 +123,29 @@ def _format(path: Path) -> str:
     return formats[path.suffix]
 
 
+# RGB -> Y'CbCr, ITU-R BT.601 limited range (what swscale uses for SD and H.264 decoders assume)
+_BT601 = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
+
+
+def rgb_to_yuv420(frame: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> the (3H/2, W) planar yuv420p layout PyAV takes, chroma 2x2-averaged.
+
+    Done in numpy on purpose: letting PyAV/swscale convert RGB frames inside the encode gave
+    bitstreams that varied from run to run (seen with FFmpeg 8 / PyAV 18), and data synthesis
+    must be bit-exact.
+    """
+    h, w, _ = frame.shape
+    ycc = frame.astype(np.float64) @ _BT601.T + (16.0, 128.0, 128.0)
+    chroma = ycc[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
+    planes = (ycc[..., 0], chroma[..., 0], chroma[..., 1])
+    flat = np.concatenate([np.clip(np.rint(p), 0, 255).astype(np.uint8).ravel() for p in planes])
+    return flat.reshape(h * 3 // 2, w)
+
+
 def _packets(stream: av.VideoStream, frames: np.ndarray) -> Iterator[av.Packet]:
     """Every packet of the encode, the encoder's flush included."""
     for i, f in enumerate(frames):
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+        vf = av.VideoFrame.from_ndarray(rgb_to_yuv420(f), format="yuv420p")
         vf.pts = i
         yield from stream.encode(vf)
     yield from stream.encode(None)
