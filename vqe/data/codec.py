@@ -33,6 +33,7 @@ class EncodeSettings:
     intra_period: int = 100
     fps: float = 25.0
     threads: int = 1  # x264's multi-threaded rate control is not deterministic
+    bitexact: bool = True  # x264 without its SIMD code: ~1.5x slower, identical bytes every run
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -45,7 +46,9 @@ class EncodeSettings:
         k = self.intra_period
         gop = f"keyint={k}:min-keyint={k}:scenecut=0"
         opts: dict[str, str] = {
-            "libx264": {"preset": self.preset, "x264-params": gop},
+            # x264's assembly gave different bytes for identical input now and then (seen with
+            # PyAV 18.1 / FFmpeg 8, even at fixed CRF on one thread); its C code does not.
+            "libx264": {"preset": self.preset, "x264-params": gop + (":asm=0" if self.bitexact else "")},
             "libx265": {"preset": self.preset, "x265-params": f"{gop}:log-level=error"},
             "libvpx-vp9": {"deadline": "good", "cpu-used": "4", "auto-alt-ref": "0"},
             "libsvtav1": {"preset": "10", "svtav1-params": f"keyint={k}"},

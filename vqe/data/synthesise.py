@@ -25,7 +25,7 @@ def rate_points(synth: SynthParams, split: str) -> list[tuple[str, EncodeSetting
     """(rate_id, settings) for each encode of a clip of `split`."""
     crf = synth.train_crf if split != "test" and synth.train_crf is not None else synth.crf
     common = dict(codec=synth.codec, preset=synth.preset, intra_period=synth.intra_period,
-                  threads=synth.encoder_threads)
+                  threads=synth.encoder_threads, bitexact=synth.bitexact)
     if crf is not None:
         return [(f"{synth.codec}_crf{crf}", EncodeSettings(crf=crf, **common))]
     return [(f"{synth.codec}_{b:g}k", EncodeSettings(kbps=b, **common)) for b in synth.bitrates_kbps]
