@@ -52,3 +52,20 @@ def test_table1_errors(tmp_path):
 def test_markdown_handles_infinite_psnr():
     table = {"input": {k: 1.0 for k in TABLE1_KEYS} | {"psnr": math.inf}}
     assert "| inf |" in table1_markdown(table, 60, "smoke")
+
+
+def test_gains_against_the_compressed_input_at_every_rate(tmp_path):
+    from vqe.report import write_gains
+
+    write_eval("input", [_row("a", 30, 29.0, 25.0), _row("a", 60, 58.0, 30.0)], tmp_path)
+    better = [_row("a", 30, 29.0, 25.75), _row("a", 60, 58.0, 30.5)]
+    better[1]["lpips"] = 0.4
+    write_eval("stage_a", better, tmp_path)
+    gains = write_gains(tmp_path)
+    assert list(gains) == ["stage_a"]
+    assert [g["d_psnr"] for g in gains["stage_a"]] == [0.75, 0.5]
+    assert gains["stage_a"][1]["d_lpips"] == pytest.approx(-0.1)
+    assert "| Stage A (ours) | 60 | +0.500 |" in (tmp_path / "gains.md").read_text()
+    (tmp_path / "eval" / "input.json").unlink()
+    with pytest.raises(VQEError, match="input.json: the reference method"):
+        write_gains(tmp_path)

@@ -62,6 +62,60 @@ def cmd_compose(args: argparse.Namespace) -> None:
     print(f"{args.output}: profile {args.profile or 'default (conf/config.yaml)'}")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train one phase from params.yaml; also runs under `torchrun --nproc_per_node=N -m vqe.cli train ...`."""
+    import logging
+
+    from vqe.config import load_params
+    from vqe.train.stage_a import train_stage_a
+
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    params = load_params(args.params, args.override)
+    out = Path(args.out_dir)
+    summary = train_stage_a(params, model_path=args.model_out or f"models/{args.phase}.pt",
+                            run_dir=out / "checkpoints" / args.phase, live_dir=out / "results/train" / args.phase,
+                            summary_path=out / "results/train" / f"{args.phase}.json", progress=not args.no_progress)
+    print(f"{args.phase}: {summary['iterations']} iterations, {summary['it_per_s']:.2f} it/s, "
+          f"validation {summary['val']}")
+
+
+DEFAULT_MODELS = ("models/gan_evh.pt", "models/stage_a.pt")
+
+
+def cmd_enhance(args: argparse.Namespace) -> None:
+    """Restore a compressed video with a trained model (audio is copied, timestamps kept)."""
+    import torch
+
+    from vqe.data.video import probe
+    from vqe.enhance import enhance_video
+
+    if args.model is None:
+        found = [m for m in DEFAULT_MODELS if Path(m).is_file()]
+        if not found:
+            raise VQEError(f"no trained model: neither {' nor '.join(DEFAULT_MODELS)} exists; "
+                           f"train one with `dvc repro` or pass --model PATH")
+        args.model = found[0]
+    elif not Path(args.model).is_file():
+        raise VQEError(f"{args.model}: model file not found (--model)")
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise VQEError("--device cuda: CUDA is not available on this machine; use --device cpu")
+    probe(args.input)  # fail on a bad input before loading the model
+
+    from vqe.models import load_model
+
+    model = load_model(args.model, device=device)
+    s = enhance_video(args.input, args.output, model, codec=args.codec, crf=args.crf, preset=args.preset,
+                      batch=args.batch, device=device, tile=args.tile, amp=args.amp)
+    (iw, ih), (ow, oh) = s["input_size"], s["output_size"]
+    audio = ("audio copied" if s["audio_copied"] else "no audio" if s["audio_codec"] is None else
+             f"{s['audio_codec']} audio not copied (the container does not take it)")
+    print(f"{args.output}: {s['frames']} frames {iw}x{ih} -> {ow}x{oh} at {s['frame_rate']:g} fps, "
+          f"{s['seconds']:.1f} s ({s['fps']:.2f} frames/s on {device}), {audio}; model {args.model}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vqe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +140,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2)
     p.add_argument("--intra-period", type=int, default=100)
     p.set_defaults(func=cmd_degrade)
+
+    p = sub.add_parser("train", help=cmd_train.__doc__)
+    p.add_argument("phase", choices=("stage_a",))
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("override", nargs="*", help="dotlist overrides, e.g. stage_a.train.iters=100")
+    p.add_argument("--out-dir", default=".", help="root for checkpoints/ and results/train/")
+    p.add_argument("--model-out", default=None, help="exported model (default models/<phase>.pt)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("enhance", help=cmd_enhance.__doc__)
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--model", default=None,
+                   help=f"trained model (default: the first of {', '.join(DEFAULT_MODELS)} that exists)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--batch", type=int, default=4, help="windows per forward pass")
+    p.add_argument("--tile", type=int, default=None, help="process frames in tiles of N input pixels (saves memory)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--codec", default="libx264")
+    p.add_argument("--crf", type=int, default=18)
+    p.add_argument("--preset", default="medium")
+    p.set_defaults(func=cmd_enhance)
 
     p = sub.add_parser("compose", help=cmd_compose.__doc__)
     p.add_argument("profile", nargs="?", default=None)

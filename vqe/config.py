@@ -117,16 +117,102 @@ class EvalParams:
         _require(self.batch >= 1, "eval.batch", "must be >= 1")
 
 
+MODES = ("pp", "sra")
+AMP = ("bf16", "fp16", "none")
+
+
+@dataclass
+class StageAModel:
+    """Stage A (§III-A/B): PCD alignment, then RRDB blocks with ECBAM, residual on a base frame.
+
+    `mode` pp: same-resolution post-processing of the bicubic up-scaled decode (eq. 3);
+    `mode` sra: super-resolution adaptation from the decoded low-res frames, x`synth.scale` (eq. 4).
+    """
+
+    mode: str = "sra"
+    n: int = 2  # window radius: 2n+1 input frames (paper: N=2)
+    align_channels: list[int] = field(default_factory=lambda: [64, 48, 32])  # finest..coarsest level
+    offset_groups: int = 8
+    extract_blocks: int = 5  # residual blocks of the per-frame feature extractor
+    channels: int = 64  # RRDB trunk width
+    blocks: int = 30  # RRDB blocks (paper: 30)
+    growth: int = 32  # dense-block growth channels
+    attention: bool = True  # ECBAM inside every RRDB
+    base: str = "bicubic"  # sra: bicubic | learned up-sampling of the centre frame as the residual base
+    offset_warn: float = 50.0  # warn when mean |offset| exceeds this (EDVR's known instability)
+
+    def validate(self, key: str = "stage_a.model") -> None:
+        _require(self.mode in MODES, f"{key}.mode", f"{self.mode!r} is not one of {MODES}")
+        _require(self.n >= 0, f"{key}.n", "must be >= 0")
+        _require(len(self.align_channels) >= 1, f"{key}.align_channels", "needs at least one level")
+        for c in self.align_channels:
+            _require(c > 0 and c % self.offset_groups == 0, f"{key}.align_channels",
+                     f"{c} is not a positive multiple of offset_groups={self.offset_groups}")
+        _require(self.channels > 0 and self.blocks >= 0 and self.growth > 0, key, "sizes must be positive")
+        _require(self.base in ("bicubic", "learned"), f"{key}.base", f"{self.base!r} is not bicubic or learned")
+
+
+@dataclass
+class TrainParams:
+    """One training phase on the shared loop (`vqe.train.loop`); iteration based."""
+
+    iters: int = 200_000
+    batch: int = 8  # global batch; split across DDP ranks
+    patch: int = 128  # ground-truth patch size
+    lr: float = 2e-4
+    lr_min: float = 1e-7  # cosine annealing floor
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    offset_lr_mult: float = 1.0  # learning-rate multiplier of the deformable offset convs
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
+    amp: str = "bf16"  # CUDA only: bf16 | fp16 | none
+    ssim_weight: float = 1.0  # lambda_ssim in eq. 5
+    rate_ids: Optional[list[str]] = None  # train on these encodes only (None = all)
+    workers: int = 0  # DataLoader worker processes
+    log_every: int = 10
+    val_every: int = 250
+    val_frames: int = 4  # frames per validation encode (whole frames, at the main bitrate)
+    ckpt_every: int = 100
+    device: str = "auto"
+
+    def validate(self, key: str) -> None:
+        _require(self.iters >= 1, f"{key}.iters", "must be >= 1")
+        _require(self.batch >= 1, f"{key}.batch", "must be >= 1")
+        _require(self.patch >= 8, f"{key}.patch", "must be >= 8")
+        _require(self.lr > 0, f"{key}.lr", "must be > 0")
+        _require(len(self.betas) == 2, f"{key}.betas", "needs two values")
+        _require(self.grad_clip >= 0, f"{key}.grad_clip", "must be >= 0")
+        _require(0 <= self.ema < 1, f"{key}.ema", "must be in [0, 1)")
+        _require(self.amp in AMP, f"{key}.amp", f"{self.amp!r} is not one of {AMP}")
+        for k in ("log_every", "val_every", "ckpt_every", "val_frames"):
+            _require(getattr(self, k) >= 1, f"{key}.{k}", "must be >= 1")
+
+
+@dataclass
+class StageAParams:
+    model: StageAModel = field(default_factory=StageAModel)
+    train: TrainParams = field(default_factory=TrainParams)
+
+    def validate(self) -> None:
+        self.model.validate("stage_a.model")
+        self.train.validate("stage_a.train")
+
+
 @dataclass
 class Params:
     profile_name: str = "tiny"
     seed: int = 0
     synth: SynthParams = field(default_factory=SynthParams)
     eval: EvalParams = field(default_factory=EvalParams)
+    stage_a: StageAParams = field(default_factory=StageAParams)
 
     def validate(self) -> "Params":
         self.synth.validate()
         self.eval.validate()
+        self.stage_a.validate()
+        if self.stage_a.model.mode == "sra":
+            _require(self.stage_a.train.patch % self.synth.scale == 0, "stage_a.train.patch",
+                     f"{self.stage_a.train.patch} is not divisible by synth.scale={self.synth.scale}")
         if self.synth.crf is None:
             _require(self.eval.main_kbps in self.synth.bitrates_kbps, "eval.main_kbps",
                      f"{self.eval.main_kbps:g} is not one of synth.bitrates_kbps {self.synth.bitrates_kbps}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -40,15 +41,39 @@ def evaluate_methods(methods: dict[str, Method], manifest: Manifest, params: Eva
                         fps=manifest.clip(clip).fps, batch_size=params.batch)
         todo = [(m, e) for m in methods for e in entries if e.clip == clip]
         for method, entry in tqdm(todo, desc=f"evaluate {clip}", unit="run"):
-            out = _frames(methods[method](entry), params.max_frames)
+            t0 = time.perf_counter()
+            result = methods[method](entry)
+            speed = len(result) / (time.perf_counter() - t0)  # the method's own speed, before scoring
+            out = _frames(result, params.max_frames)
             metrics = measure(out, ref, vmaf=params.vmaf)
             if entry.kbps_target == params.main_kbps and clip == sample_clip(manifest):
                 save_png(Path(results_dir) / "samples" / f"{method}.png", out[len(out) // 2])
             rows[method].append({"clip": clip, "rate_id": entry.rate_id, "kbps_target": entry.kbps_target,
-                                 "kbps": entry.kbps, "bpp": entry.bpp, **metrics})
+                                 "kbps": entry.kbps, "bpp": entry.bpp, **metrics, "enhance_fps": speed})
     for method, method_rows in rows.items():
         write_eval(method, method_rows, results_dir)
     return rows
+
+
+def model_method(model: "torch.nn.Module", manifest: Manifest, *, batch: int = 4,
+                 device: "str | torch.device" = "cpu", max_frames: Optional[int] = None) -> Method:
+    """A trained model as an evaluation method: sliding windows over the decoded frames of an encode.
+
+    Super-resolving models (scale > 1) read the decoded low-res frames; same-resolution ones the
+    bicubic up-scaled decode (the `input` row), exactly what they were trained on. With `max_frames`
+    only the first frames are enhanced (their windows still see the real following frames).
+    """
+    from itertools import islice
+
+    from vqe.enhance import enhance_frames
+
+    def run(entry: EncodeEntry) -> np.ndarray:
+        frames = manifest.lq(entry, low_res=model.scale > 1)
+        count = min(max_frames or len(frames), len(frames))
+        stream = enhance_frames(model, frames[:count + model.n], batch=batch, device=device)
+        return np.stack(list(islice(stream, count)))
+
+    return run
 
 
 def sample_clip(manifest: Manifest) -> str:

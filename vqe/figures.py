@@ -107,3 +107,20 @@ def comparison_from_samples(samples_dir: str | Path, manifest_dir: str | Path, p
     images["ground truth"] = gt
     crop = detailed_crop(gt, max(16, min(gt.shape[:2]) // 3))
     return comparison(images, path, crop, title=f"{clip}, frame {t}, main bitrate")
+
+
+def training_curves(live_dir: str | Path, path: str | Path, panels: Optional[list[str]] = None) -> Path:
+    """Loss and validation curves from a dvclive folder (plots/metrics/{train,val}/<name>.tsv)."""
+    root = Path(live_dir, "plots", "metrics")
+    panels = panels or sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.tsv"))
+    if not panels:
+        raise FileNotFoundError(f"{root}: no dvclive metrics")
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        data = pd.read_csv(root / f"{name}.tsv", sep="\t")
+        ax.plot(data["step"], data[data.columns[-1]], marker="o" if len(data) < 30 else None, lw=1.2)
+        ax.set(xlabel="iteration", title=name)
+    fig.suptitle(f"Training: {Path(live_dir).name}")
+    fig.tight_layout()
+    return save(fig, path)

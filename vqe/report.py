@@ -71,3 +71,38 @@ def write_table1(results_dir: str | Path, main_kbps: float, profile: str) -> dic
     write_json(Path(results_dir) / "table1.json", table)
     write_text(Path(results_dir) / "table1.md", table1_markdown(table, main_kbps, profile))
     return table
+
+
+GAIN_KEYS = ("psnr", "ssim", "lpips", "vmaf", "tpsnr", "tlp")
+
+
+def rate_gains(results_dir: str | Path, reference: str = "input") -> dict[str, list[dict[str, float]]]:
+    """Per method and test bitrate: each metric minus the reference method's (the compressed input)."""
+    evals = load_evals(results_dir)
+    if reference not in evals:
+        raise VQEError(f"{results_dir}/eval/{reference}.json: the reference method has not been evaluated")
+    ref = {r["rate_id"]: r for r in evals[reference]["rates"]}
+    gains = {}
+    for method, data in evals.items():
+        if method == reference:
+            continue
+        gains[method] = [{"kbps_target": r["kbps_target"], "kbps": r["kbps"],
+                          **{f"d_{k}": r[k] - ref[r["rate_id"]][k] for k in GAIN_KEYS}}
+                         for r in data["rates"] if r["rate_id"] in ref]
+    return gains
+
+
+def write_gains(results_dir: str | Path, reference: str = "input") -> dict[str, list[dict[str, float]]]:
+    """results/gains.{json,md}: every method's change against `reference` at every test bitrate."""
+    gains = rate_gains(results_dir, reference)
+    lines = [f"Change against `{reference}` at every test bitrate (positive ΔPSNR/ΔSSIM/ΔVMAF/ΔtPSNR and "
+             "negative ΔLPIPS/ΔtLP are improvements).", "",
+             "| Method | target kbps | ΔPSNR (dB) | ΔSSIM | ΔLPIPS | ΔVMAF | ΔtPSNR | ΔtLP |", "|" + "---|" * 8]
+    for method, rows in gains.items():
+        name = METHOD_NAMES.get(method, (method, None))[0]
+        for r in rows:
+            lines.append(f"| {name} | {r['kbps_target']:g} | {r['d_psnr']:+.3f} | {r['d_ssim']:+.4f} | "
+                         f"{r['d_lpips']:+.4f} | {r['d_vmaf']:+.2f} | {r['d_tpsnr']:+.3f} | {r['d_tlp']:+.4f} |")
+    write_json(Path(results_dir) / "gains.json", gains)
+    write_text(Path(results_dir) / "gains.md", "\n".join(lines) + "\n")
+    return gains

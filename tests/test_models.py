@@ -1,0 +1,135 @@
+"""Stage A and its parts: shapes in every mode, identity at initialisation, save/load, optimiser groups."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vqe.config import StageAModel
+from vqe.errors import VQEError
+from vqe.models import build_model, load_model, save_model
+from vqe.models.attention import ChannelAttention, ECBAM, SpatialAttention
+from vqe.models.rrdb import RRDB
+from vqe.models.stage_a import LearnedUpsample, StageA
+
+SMALL = dict(align_channels=[8, 8, 8], offset_groups=4, extract_blocks=1, channels=8, blocks=1, growth=4)
+
+
+def small(**kw) -> StageAModel:
+    return StageAModel(**{**SMALL, **kw})
+
+
+@pytest.mark.parametrize("mode,scale,base,h,w", [
+    ("pp", 2, "bicubic", 24, 32),   # PP ignores the data scale: same size out
+    ("pp", 1, "bicubic", 30, 42),   # sizes not divisible by the pyramid's 4: padded inside
+    ("sra", 2, "bicubic", 16, 20),
+    ("sra", 4, "bicubic", 12, 16),
+    ("sra", 2, "learned", 15, 21),
+])
+def test_shapes_in_every_mode(mode, scale, base, h, w):
+    torch.manual_seed(0)
+    model = StageA(small(mode=mode, base=base), scale=scale)
+    out = model(torch.rand(2, 5, 3, h, w))
+    s = scale if mode == "sra" else 1
+    assert model.scale == s
+    assert out.shape == (2, 3, h * s, w * s)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_window_radius_is_configurable(n):
+    model = StageA(small(n=n), scale=1)
+    assert model(torch.rand(1, 2 * n + 1, 3, 16, 16)).shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match=f"{2 * n + 1} frames"):
+        model(torch.rand(1, 2 * n + 2, 3, 16, 16))
+
+
+def test_untrained_model_returns_its_base_exactly():
+    """Residual learning (eq. 3-4) with a zero-initialised last conv: the identity / bicubic up-scale."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 5, 3, 16, 24)
+    pp = StageA(small(mode="pp"), scale=2)
+    assert torch.equal(pp(x), x[:, 2])
+    sra = StageA(small(mode="sra"), scale=2)
+    expected = F.interpolate(x[:, 2], scale_factor=2, mode="bicubic", align_corners=False)
+    assert torch.allclose(sra(x), expected, atol=1e-6)
+
+
+def test_learned_upsampling_starts_as_bilinear_interpolation():
+    x = torch.rand(1, 3, 9, 13)
+    for s in (2, 4):
+        expected = F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+        assert torch.allclose(LearnedUpsample(s)(x), expected, atol=1e-6)
+
+
+def test_every_parameter_learns():
+    """By the third step every parameter has a non-zero gradient (the zero-initialised last conv and
+    offset convs pass gradients upstream only once they have moved)."""
+    torch.manual_seed(0)
+    model = StageA(small(mode="sra", base="learned"), scale=2)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    x, y = torch.rand(2, 5, 3, 16, 16), torch.rand(2, 3, 32, 32)
+    for _ in range(3):
+        opt.zero_grad()
+        F.l1_loss(model(x), y).backward()
+        opt.step()
+    dead = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert dead == []
+
+
+def test_offset_learning_rate_multiplier():
+    model = StageA(small(), scale=1)
+    groups = model.param_groups(2e-4, 0.25)
+    assert [g["lr"] for g in groups] == [2e-4, 5e-5]
+    offset_ids = {id(p) for m in model.align.offset_modules() for p in m.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == offset_ids
+    assert len(model.align.offset_modules()) == len(SMALL["align_channels"]) + 1  # one per level + cascade
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_offsets_start_at_zero():
+    model = StageA(small(), scale=1)
+    model(torch.rand(1, 5, 3, 16, 16))
+    assert model.align.offset_means() == [0.0] * 4
+
+
+def test_channel_then_spatial_attention_gate_what_they_should():
+    torch.manual_seed(0)
+    x = torch.rand(2, 16, 8, 8) + 0.1
+    ratio = ChannelAttention(16)(x) / x  # one gate per (sample, channel)
+    assert torch.allclose(ratio, ratio[..., :1, :1].expand_as(ratio), atol=1e-6)
+    assert ((ratio > 0) & (ratio < 1)).all()
+    ratio = SpatialAttention()(x) / x  # one gate per (sample, pixel)
+    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), atol=1e-6)
+    ecbam = ECBAM(16)
+    assert isinstance(ecbam[0], ChannelAttention) and isinstance(ecbam[1], SpatialAttention)
+
+
+def test_attention_switch_changes_the_block():
+    with_att, without = RRDB(16, 8, attention=True), RRDB(16, 8, attention=False)
+    assert sum(p.numel() for p in with_att.parameters()) > sum(p.numel() for p in without.parameters())
+    assert isinstance(without.attention, torch.nn.Identity)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    torch.manual_seed(1)
+    model = StageA(small(mode="sra", n=1), scale=2)
+    with torch.no_grad():
+        model.conv_last.weight.normal_()  # make the output depend on every layer
+    path = tmp_path / "m.pt"
+    save_model(path, model, meta={"note": "test"})
+    loaded = load_model(path)
+    x = torch.rand(1, 3, 3, 12, 12)
+    assert torch.equal(loaded(x), model.eval()(x))
+    assert (loaded.n, loaded.scale, loaded.meta["note"], loaded.training) == (1, 2, "test", False)
+
+
+def test_load_model_errors_name_the_file(tmp_path):
+    with pytest.raises(VQEError, match="missing.pt: model file not found"):
+        load_model(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(VQEError, match="bad.pt: not a vqe model file"):
+        load_model(bad)
+    with pytest.raises(VQEError, match="unknown model architecture"):
+        build_model("nope", {})

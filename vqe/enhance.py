@@ -1,0 +1,333 @@
+"""Applying a trained restoration model to a whole video: a streaming sliding window over the frames.
+
+The model contract (see `vqe.models`): a `torch.nn.Module` with integer attributes `n` (window
+radius: it consumes 2n+1 frames) and `scale` (output size = input size * scale), whose
+`forward(x)` maps float32 x of shape (B, 2n+1, 3, h, w) in [0, 1] to (B, 3, h*scale, w*scale),
+roughly in [0, 1]. Frames are uint8 RGB numpy arrays (H, W, 3), as everywhere in vqe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Optional
+
+import av
+import numpy as np
+import torch
+
+from vqe.atomic import atomic_path
+from vqe.config import CODECS
+from vqe.data.codec import _format
+from vqe.data.video import open_video
+from vqe.errors import VQEError
+
+
+def model_geometry(model: torch.nn.Module) -> tuple[int, int]:
+    """The model's window radius `n` and up-scaling factor `scale`, checked."""
+    values = []
+    for name, minimum in (("n", 0), ("scale", 1)):
+        value = getattr(model, name, None)
+        if not _is_int(value) or value < minimum:
+            raise VQEError(f"model {type(model).__name__}: attribute {name!r} must be an integer >= {minimum}, "
+                           f"got {value!r}")
+        values.append(int(value))
+    return values[0], values[1]
+
+
+def enhance_frames(model: torch.nn.Module, frames: Iterable[np.ndarray], *, batch: int = 4,
+                   device: str | torch.device = "cpu", tile: Optional[int] = None, tile_overlap: int = 16,
+                   amp: bool = False) -> Iterator[np.ndarray]:
+    """Enhance a stream of frames; yields one uint8 (H*scale, W*scale, 3) frame per input frame, in order.
+
+    Frame t is computed from the window of frames clamp(t-n .. t+n) (the first and last frames are
+    repeated at the ends of the clip). Input frames are consumed lazily and at most 2n+batch of
+    them are held (on `device`, as uint8); up to `batch` windows go through the model per forward
+    pass, under `torch.inference_mode()` (not leaked to the caller between yields). The model must
+    already be on `device` and in eval mode.
+
+    With `tile`, each window is processed in spatial tiles of `tile` x `tile` input pixels, each
+    given `tile_overlap` pixels of context on every side (clipped at the image border), and only
+    the tiles' interiors are kept: for a model whose receptive field radius is at most
+    `tile_overlap`, the result is the untiled one. `amp` runs the model under bf16 autocast on CUDA
+    (ignored on the CPU). Bad parameters are reported at the call, bad frames when they are reached.
+    """
+    n, scale = model_geometry(model)
+    if not _is_int(batch) or batch < 1:
+        raise VQEError(f"batch must be a positive integer, got {batch!r}")
+    if tile is not None and (not _is_int(tile) or tile < 1):
+        raise VQEError(f"tile must be a positive integer (input pixels) or None, got {tile!r}")
+    if not _is_int(tile_overlap) or tile_overlap < 0:
+        raise VQEError(f"tile_overlap must be a non-negative integer, got {tile_overlap!r}")
+    return _enhance(model, iter(frames), n, scale, int(batch), torch.device(device),
+                    None if tile is None else int(tile), int(tile_overlap), amp)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _enhance(model: torch.nn.Module, source: Iterator[np.ndarray], n: int, scale: int, batch: int,
+             device: torch.device, tile: Optional[int], tile_overlap: int, amp: bool) -> Iterator[np.ndarray]:
+    use_amp = amp and device.type == "cuda"
+    # frame index -> (3, H, W) uint8 on device; a copy, since a source may reuse its arrays
+    buffer: dict[int, torch.Tensor] = {}
+    shape: Optional[tuple[int, ...]] = None
+    count, exhausted, t = 0, False, 0
+    while True:
+        # read ahead until the windows of frames t .. t+batch-1 are complete (or the clip ends)
+        while not exhausted and count <= t + batch - 1 + n:
+            try:
+                frame = next(source)
+            except StopIteration:
+                exhausted = True
+                break
+            shape = _check_frame(frame, count, shape)
+            buffer[count] = torch.from_numpy(np.array(frame)).to(device).permute(2, 0, 1)  # own copy
+            count += 1
+        stop = min(t + batch, count) if exhausted else t + batch
+        if stop <= t:
+            return
+        windows = [[buffer[min(max(u + k, 0), count - 1)] for k in range(-n, n + 1)] for u in range(t, stop)]
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            x = torch.stack([torch.stack(w) for w in windows]).float().div_(255)
+            out = _forward(model, x, n, scale, tile, tile_overlap)
+            out = out.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        del windows, x
+        t = stop
+        for k in [k for k in buffer if k < t - n]:
+            del buffer[k]
+        yield from out
+
+
+def _check_frame(frame: Any, index: int, shape: Optional[tuple[int, ...]]) -> tuple[int, ...]:
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        desc = f"{frame.dtype} array {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise VQEError(f"frame {index}: expected a uint8 RGB array (H, W, 3), got {desc}")
+    if shape is not None and frame.shape != shape:
+        raise VQEError(f"frame {index}: size {frame.shape[1]}x{frame.shape[0]} differs from the first frame "
+                       f"{shape[1]}x{shape[0]}")
+    return frame.shape
+
+
+def _tile_starts(size: int, tile: int) -> list[int]:
+    """Start offsets of tiles of `tile` pixels covering [0, size); the last one is aligned to the end."""
+    if size <= tile:
+        return [0]
+    return list(range(0, size - tile, tile)) + [size - tile]
+
+
+def _forward(model: torch.nn.Module, x: torch.Tensor, n: int, scale: int, tile: Optional[int],
+             overlap: int) -> torch.Tensor:
+    """(B, 2n+1, 3, h, w) float in [0, 1] -> (B, 3, h*scale, w*scale) uint8, tiled or not."""
+    b, _, _, h, w = x.shape
+    if tile is None or (h <= tile and w <= tile):
+        return _to_uint8(_run(model, x, n, scale))
+    out = torch.empty((b, 3, h * scale, w * scale), dtype=torch.uint8, device=x.device)
+    for y0 in _tile_starts(h, tile):
+        y1 = min(y0 + tile, h)
+        cy0, cy1 = max(0, y0 - overlap), min(h, y1 + overlap)
+        for x0 in _tile_starts(w, tile):
+            x1 = min(x0 + tile, w)
+            cx0, cx1 = max(0, x0 - overlap), min(w, x1 + overlap)
+            y = _run(model, x[..., cy0:cy1, cx0:cx1], n, scale)
+            inner = y[..., (y0 - cy0) * scale:(y1 - cy0) * scale, (x0 - cx0) * scale:(x1 - cx0) * scale]
+            out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] = _to_uint8(inner)
+    return out
+
+
+def _run(model: torch.nn.Module, x: torch.Tensor, n: int, scale: int) -> torch.Tensor:
+    y = model(x)
+    b, _, _, h, w = x.shape
+    expected = (b, 3, h * scale, w * scale)
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
+        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise VQEError(f"model {type(model).__name__} (n={n}, scale={scale}) returned {got} for input "
+                       f"{tuple(x.shape)}; expected {expected}")
+    return y
+
+
+def _to_uint8(y: torch.Tensor) -> torch.Tensor:
+    return y.float().clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    """Constant-quality options for the output encoder."""
+    if codec not in CODECS:
+        raise VQEError(f"unknown codec {codec!r}; use one of {CODECS}")
+    opts = {"crf": str(crf)}
+    if codec in ("libx264", "libx265"):
+        opts["preset"] = preset
+    elif codec == "libvpx-vp9":
+        opts.update({"b": "0", "deadline": "good", "cpu-used": "4"})
+    elif codec == "libsvtav1" and preset.isdigit():
+        opts["preset"] = preset
+    return opts
+
+
+def enhance_video(input_path: str | Path, output_path: str | Path, model: torch.nn.Module, *,
+                  codec: str = "libx264", crf: int = 18, preset: str = "medium", batch: int = 4,
+                  device: str | torch.device = "cpu", tile: Optional[int] = None, tile_overlap: int = 16,
+                  amp: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Enhance the first video stream of `input_path` into `output_path` (container from its suffix).
+
+    Frames are decoded, enhanced (`enhance_frames`) and encoded as a stream (yuv420p, constant
+    quality `crf`), keeping the input's frame rate and every frame's timestamp; the first audio
+    stream is copied without re-encoding if the output container accepts its codec. The output is
+    written to a temporary file beside `output_path` and renamed at the end, so a failed run
+    leaves nothing there. Returns a summary: frames, seconds (wall time), fps (frames per second
+    of processing), frame_rate (the video's), input_size and output_size (width, height),
+    audio_copied and audio_codec.
+    """
+    src, dst = Path(input_path), Path(output_path)
+    fmt = _format(dst)
+    options = encoder_options(codec, crf, preset)
+    n, scale = model_geometry(model)
+    started = time.perf_counter()
+    with open_video(src) as inp:
+        vs = inp.streams.video[0]
+        vs.thread_type = "AUTO"
+        ias = inp.streams.audio[0] if inp.streams.audio else None
+        rate = vs.average_rate or vs.guessed_rate or Fraction(25)
+        tb = vs.time_base or 1 / Fraction(rate)
+        ticks_per_frame = max(1, round(1 / (Fraction(rate) * tb)))
+        with atomic_path(dst) as tmp:
+            try:
+                out = av.open(str(tmp), mode="w", format=fmt)
+            except (av.FFmpegError, OSError, ValueError) as e:
+                raise VQEError(f"{dst}: cannot write the output ({e})") from None
+            with out:
+                writer = _Writer(out, dst, codec, options, rate, tb, scale, ias)
+                pts_queue: deque[Optional[int]] = deque()
+                decoded = _decode(inp, vs, ias, src, writer, pts_queue)
+                bar = _progress(vs.frames or None, src.name, progress)
+                last_pts: Optional[int] = None
+                try:
+                    for frame in enhance_frames(model, decoded, batch=batch, device=device, tile=tile,
+                                                tile_overlap=tile_overlap, amp=amp):
+                        pts = pts_queue.popleft()
+                        if pts is None or (last_pts is not None and pts <= last_pts):
+                            pts = 0 if last_pts is None else last_pts + ticks_per_frame
+                        writer.encode(frame, pts)
+                        last_pts = pts
+                        bar.update(1)
+                except torch.cuda.OutOfMemoryError:
+                    w, h = writer.input_size or (0, 0)
+                    raise VQEError(f"{src}: out of GPU memory enhancing {w}x{h} frames with batch {batch}, "
+                                   f"tile {tile}; try a smaller batch or a tile size (e.g. 256)") from None
+                finally:
+                    bar.close()
+                if writer.frames == 0:
+                    raise VQEError(f"{src}: no decodable video frames")
+                writer.finish()
+    seconds = time.perf_counter() - started
+    return {
+        "input": str(src), "output": str(dst), "frames": writer.frames, "seconds": seconds,
+        "fps": writer.frames / seconds if seconds > 0 else float("inf"), "frame_rate": float(rate),
+        "input_size": writer.input_size, "output_size": writer.output_size,
+        "audio_copied": writer.audio is not None, "audio_codec": ias.codec_context.name if ias else None,
+        "window": 2 * n + 1, "scale": scale,
+    }
+
+
+def _progress(total: Optional[int], name: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", desc=name, disable=not enabled, dynamic_ncols=True)
+
+
+def _decode(inp: av.container.InputContainer, vs: av.VideoStream, ias: Optional[av.AudioStream], src: Path,
+            writer: "_Writer", pts_queue: deque) -> Iterator[np.ndarray]:
+    """RGB frames of the video stream (their pts go to `pts_queue`); audio packets go to `writer`."""
+    index = 0
+    try:
+        for packet in inp.demux(*([vs, ias] if ias is not None else [vs])):
+            if packet.stream_index == vs.index:
+                for frame in packet.decode():
+                    rgb = frame.to_ndarray(format="rgb24")
+                    writer.check_size(rgb, src, index)
+                    pts_queue.append(frame.pts)
+                    index += 1
+                    yield rgb
+            elif packet.dts is not None and packet.size:
+                writer.audio_packet(packet)
+    except av.FFmpegError as e:
+        raise VQEError(f"{src}: decoding failed after {index} frames ({e}); "
+                       f"the file may be corrupt or truncated") from None
+
+
+class _Writer:
+    """The output container: the video encoder is set up from the first decoded frame's size; audio
+    packets that arrive before it are held back, since the header needs every stream."""
+
+    def __init__(self, out: av.container.OutputContainer, dst: Path, codec: str, options: dict[str, str],
+                 rate: Fraction, tb: Fraction, scale: int, audio_template: Optional[av.AudioStream]):
+        self.out, self.dst, self.codec, self.options = out, dst, codec, options
+        self.rate, self.tb, self.scale, self.audio_template = rate, tb, scale, audio_template
+        self.video: Optional[av.VideoStream] = None
+        self.audio: Optional[av.AudioStream] = None
+        self.pending: list[av.Packet] = []
+        self.frames = 0
+        self.input_size: Optional[tuple[int, int]] = None
+        self.output_size: Optional[tuple[int, int]] = None
+
+    def check_size(self, rgb: np.ndarray, src: Path, index: int) -> None:
+        h, w = rgb.shape[:2]
+        if self.input_size is None:
+            self._open(w, h, src)
+        elif (w, h) != self.input_size:
+            raise VQEError(f"{src}: frame {index} is {w}x{h} but the first frame is "
+                           f"{self.input_size[0]}x{self.input_size[1]}; size changes are not supported")
+
+    def _open(self, w: int, h: int, src: Path) -> None:
+        ow, oh = w * self.scale, h * self.scale
+        if ow % 2 or oh % 2:
+            raise VQEError(f"{self.dst}: output size {ow}x{oh} ({src} is {w}x{h}, model scale {self.scale}) is odd; "
+                           f"4:2:0 encoding needs even sizes")
+        self.input_size, self.output_size = (w, h), (ow, oh)
+        try:
+            stream = self.out.add_stream(self.codec, rate=self.rate, options=self.options)
+            stream.width, stream.height, stream.pix_fmt = ow, oh, "yuv420p"
+            stream.codec_context.time_base = self.tb
+            stream.time_base = self.tb
+            self.video = stream
+            if self.audio_template is not None:
+                try:
+                    self.audio = self.out.add_stream_from_template(self.audio_template)
+                except ValueError:  # the container does not take this audio codec: video only
+                    self.audio = None
+        except (av.FFmpegError, ValueError) as e:
+            raise VQEError(f"{self.dst}: cannot set up the {self.codec} output stream ({e})") from None
+        for packet in self.pending:
+            self.audio_packet(packet)
+        self.pending.clear()
+
+    def audio_packet(self, packet: av.Packet) -> None:
+        if self.video is None:
+            self.pending.append(packet)
+        elif self.audio is not None:
+            packet.stream = self.audio
+            self._mux([packet])
+
+    def encode(self, rgb: np.ndarray, pts: int) -> None:
+        # AREA: a 2x2 average for the chroma; swscale's default (bilinear) blurs it (4x the round-trip error)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", interpolation="AREA")
+        frame.pts, frame.time_base = pts, self.tb
+        self._mux(frame)
+        self.frames += 1
+
+    def finish(self) -> None:
+        self._mux(None)
+
+    def _mux(self, item: "av.VideoFrame | list[av.Packet] | None") -> None:
+        """Encode a video frame (None flushes the encoder) and mux its packets, or mux given packets."""
+        try:
+            packets = item if isinstance(item, list) else self.video.encode(item)
+            self.out.mux(packets)
+        except (av.FFmpegError, ValueError) as e:
+            raise VQEError(f"{self.dst}: writing the output failed ({e})") from None

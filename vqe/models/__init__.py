@@ -1,0 +1,50 @@
+"""Models: one file per architecture; `build_model` / `save_model` / `load_model` by architecture name.
+
+A saved model is a plain dict {arch, config, scale, state_dict, meta} written atomically, so a
+checkpoint can be rebuilt without the params file that trained it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from vqe.atomic import atomic_path
+from vqe.errors import VQEError
+
+
+def build_model(arch: str, config: dict[str, Any], scale: int = 1, impl: str = "auto") -> nn.Module:
+    """Instantiate architecture `arch` from its config dict."""
+    from vqe.config import StageAModel
+    from vqe.models.stage_a import StageA
+
+    if arch == "stage_a":
+        return StageA(StageAModel(**config), scale=scale, impl=impl)
+    raise VQEError(f"unknown model architecture {arch!r}")
+
+
+def save_model(path: str | Path, model: nn.Module, meta: Optional[dict[str, Any]] = None) -> None:
+    state = {"arch": model.arch, "config": model.config, "scale": model.scale,
+             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": meta or {}}
+    with atomic_path(Path(path)) as tmp:
+        torch.save(state, tmp)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a saved model in eval mode on `device`; a missing or foreign file is a VQEError."""
+    path = Path(path)
+    if not path.is_file():
+        raise VQEError(f"{path}: model file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_model(state["arch"], state["config"], state["scale"])
+        model.load_state_dict(state["state_dict"])
+    except VQEError:
+        raise
+    except Exception as e:  # pickle, zip and key errors all mean "not one of our models"
+        raise VQEError(f"{path}: not a vqe model file ({type(e).__name__}: {e})") from None
+    model.meta = state.get("meta", {})
+    return model.to(device).eval()

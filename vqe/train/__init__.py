@@ -1,0 +1,1 @@
+"""Training: one plain iteration-based loop (`loop.fit`) shared by every phase, plus one module per phase."""
