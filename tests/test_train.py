@@ -97,7 +97,7 @@ def test_resume_gives_the_uninterrupted_result(tmp_path):
     resumed, summary = run_toy(tmp_path / "b")
     assert summary["resumed_from"] == 7 and summary["iterations"] == 12
     assert torch.equal(straight.weight, resumed.weight) and torch.equal(straight.bias, resumed.bias)
-    assert float(straight.weight[0, 0]) != pytest.approx(float(toy_phase().modules["model"].weight[0, 0]))
+    assert straight.weight[0, 0].item() != pytest.approx(toy_phase().modules["model"].weight[0, 0].item())
     # dvclive: the resumed log continues without duplicated steps
     steps = np.loadtxt(tmp_path / "b/live/plots/metrics/train/loss.tsv", skiprows=1, usecols=0)
     assert steps.tolist() == list(range(1, 13))
