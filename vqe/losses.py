@@ -1,19 +1,50 @@
-"""Training losses. Stage A (eq. 5): L1 + lambda_ssim * (1 - MS-SSIM), with pytorch-msssim.
+"""Training losses.
 
-MS-SSIM needs the smaller image side to exceed (win_size - 1) * 2^4 = 160 pixels (five scales with
-an 11-tap window); on smaller training patches it falls back to single-scale SSIM, and says so once.
+Stage A (eq. 5): `PixelLoss`, L1 + lambda_ssim * (1 - MS-SSIM), with pytorch-msssim. MS-SSIM
+needs the smaller image side to reach `MS_SSIM_MIN_SIDE` = (win_size - 1) * 2^4 + 1 = 161 pixels
+(five scales with an 11-tap window); on smaller training patches it falls back to single-scale
+SSIM, and says so once.
+
+Stage B (the GAN stage):
+
+* `relativistic_loss(pos, neg)`: the relativistic average GAN loss (ESRGAN form), one function for
+  both discriminators and both players: D minimises `relativistic_loss(real, fake)`, G minimises
+  `relativistic_loss(fake, real)`.
+* `PerceptualLoss` (eq. 9): sum over VGG layers of the feature-map MSE. The paper's VGG-19
+  relu3_4/relu4_4 when its ImageNet checkpoint is on disk, else the offline-provisioned VGG-16
+  relu3_3/relu4_3 (see `vqe.weights`); never random weights. The VGG is frozen, runs in float32
+  even under autocast, and is kept out of `state_dict()` so it never lands in checkpoints.
+* `ping_pong_loss` (eq. 10): MSE between the forward-time and the reversed-time estimates of the
+  same frame.
+* `flow_temporal_loss` (the ablation replacing ping-pong): MSE between each generated frame and its
+  predecessor warped by the backward flow of the *input* frames (`input_flows`), with the warp of
+  `vqe.metrics.temporal`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+import torchvision
 from pytorch_msssim import ms_ssim, ssim
-from torch import nn
+from torch import Tensor, nn
+
+from vqe import weights
+from vqe.errors import VQEError
+from vqe.metrics.fidelity import MS_SSIM_MIN_SIDE
+from vqe.metrics.temporal import flows as _flows
+from vqe.metrics.temporal import warp
 
 log = logging.getLogger(__name__)
-MS_SSIM_MIN_SIDE = (11 - 1) * 2 ** 4 + 1
+
+__all__ = ["MS_SSIM_MIN_SIDE", "PerceptualLoss", "PixelLoss", "flow_temporal_loss", "input_flows",
+           "ping_pong_loss", "relativistic_loss", "ssim_kind"]
 
 
 def ssim_kind(height: int, width: int) -> str:
@@ -40,3 +71,183 @@ class PixelLoss(nn.Module):
         fn = ms_ssim if kind == "ms-ssim" else ssim
         similarity = fn(out.float(), target.float(), data_range=1.0, size_average=True)
         return loss + self.ssim_weight * (1 - similarity)
+
+
+# --- adversarial -------------------------------------------------------------------------------
+
+def relativistic_loss(pos: Tensor, neg: Tensor) -> Tensor:
+    """Relativistic average GAN loss (Jolicoeur-Martineau 2018, ESRGAN form) on raw logits.
+
+    With the critic's raw logits C and D_Ra(a, b) = sigmoid(C(a) - mean C(b)), this is
+
+        0.5 * (BCE(D_Ra(pos, neg), 1) + BCE(D_Ra(neg, pos), 0)),
+
+    means over all elements (PatchGAN logit maps). "pos" is the side that should look more real:
+
+        d_loss = relativistic_loss(C(real), C(fake.detach()))   # discriminator
+        g_loss = relativistic_loss(C(fake), C(real))            # generator (symmetric form)
+
+    Written once so both discriminators and both players share exactly one definition. The
+    generator, unlike in the standard GAN, gets gradients from the real logits' term too.
+    Computed in float32 (the logits may come from autocast).
+    """
+    pos, neg = pos.float(), neg.float()
+    bce = F.binary_cross_entropy_with_logits
+    return 0.5 * (bce(pos - neg.mean(), torch.ones_like(pos))
+                  + bce(neg - pos.mean(), torch.zeros_like(neg)))
+
+
+# --- perceptual --------------------------------------------------------------------------------
+
+# net -> (torchvision builder, {layer name: features index}); the paper uses VGG-19.
+_VGG: dict[str, tuple[Callable[..., nn.Module], dict[str, int]]] = {
+    "vgg19": (torchvision.models.vgg19, {"relu3_4": 17, "relu4_4": 26}),
+    "vgg16": (torchvision.models.vgg16, {"relu3_3": 15, "relu4_3": 22}),
+}
+VGG19_CHECKPOINT = "vgg19-dcbb9e9d.pth"  # torchvision's file name; no offline source for it
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _vgg19_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_CHECKPOINT
+
+
+def _vgg16_path() -> Path:
+    """The VGG-16 checkpoint, built offline first if need be; VQEError naming it if that fails."""
+    try:
+        return weights.provision_weights(("vgg16",))["vgg16"]
+    except VQEError as e:
+        raise VQEError(f"perceptual loss: no VGG ImageNet weights: {_vgg19_path()} does not exist "
+                       f"and {weights.checkpoint_path('vgg16')} could not be provisioned ({e})") from e
+
+
+def load_vgg_features(net: str, path: Path, depth: int) -> nn.Sequential:
+    """torchvision `net(weights=None).features[:depth]` with the checkpoint's weights, frozen.
+
+    Built on the meta device and filled with `assign=True`, so the 100M+ random classifier
+    weights are never initialised only to be thrown away.
+    """
+    with torch.device("meta"):
+        features = _VGG[net][0](weights=None).features[:depth]
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    prefix = "features."
+    mine = {k[len(prefix):]: v for k, v in state.items()
+            if k.startswith(prefix) and int(k[len(prefix):].split(".")[0]) < depth}
+    features.load_state_dict(mine, strict=True, assign=True)
+    return features.requires_grad_(False).eval()
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(message: str) -> None:
+    log.warning(message)
+
+
+class PerceptualLoss(nn.Module):
+    """Eq. 9: sum_j 1/(C_j H_j W_j) ||phi_j(out) - phi_j(gt)||_2^2, averaged over the batch.
+
+    That is the sum over layers of the feature-map MSE. Inputs are RGB in [0, 1], (N, 3, H, W);
+    they are ImageNet-normalised here. The ground truth is a constant target (its features are
+    computed without autograd).
+
+    `net="vgg19"` (the paper: relu3_4, relu4_4) falls back to VGG-16 relu3_3/relu4_3 when the
+    VGG-19 checkpoint is absent, because only VGG-16 can be provisioned offline; `net`, `layers`
+    and `fallback` record what was used. The VGG lives in a plain list attribute, invisible to
+    nn.Module: it is not in `state_dict()` or `parameters()` of this loss or of any model owning
+    it (checkpoints stay small and loadable without it); `_apply` moves it with the module and
+    keeps it float32.
+    """
+
+    def __init__(self, net: str = "vgg19") -> None:
+        super().__init__()
+        if net not in _VGG:
+            raise VQEError(f"perceptual loss: unknown net {net!r}; known: {sorted(_VGG)}")
+        self.fallback: str | None = None
+        if net == "vgg19" and not _vgg19_path().exists():
+            self.fallback = "vgg19 weights not available offline; using vgg16 relu3_3/relu4_3"
+            _warn_once(f"perceptual loss: {self.fallback} ({VGG19_CHECKPOINT} is not in the torch hub cache)")
+            net = "vgg16"
+        path = _vgg19_path() if net == "vgg19" else _vgg16_path()
+        self.net = net
+        self.layers = tuple(_VGG[net][1])
+        self._indices = tuple(_VGG[net][1].values())
+        self._vgg = [load_vgg_features(net, path, max(self._indices) + 1)]
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def vgg(self) -> nn.Sequential:
+        """The frozen VGG features slice (not a registered submodule)."""
+        return self._vgg[0]
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> PerceptualLoss:
+        """Move/cast the hidden VGG along with the module (`to`, `cuda`, ...), but keep it float32."""
+        super()._apply(fn, recurse)
+        self._vgg[0] = self._vgg[0]._apply(fn).float()
+        return self
+
+    def train(self, mode: bool = True) -> PerceptualLoss:
+        """The VGG stays in eval mode whatever the owner's mode."""
+        super().train(mode)
+        self.vgg.eval()
+        return self
+
+    def features(self, x: Tensor) -> Iterator[Tensor]:
+        """phi_j(x) for each recorded layer, in float32; x in [0, 1]."""
+        x = (x.float() - self.mean.float()) / self.std.float()
+        wanted = set(self._indices)
+        for i, layer in enumerate(self.vgg):
+            x = layer(x)
+            if i in wanted:
+                yield x
+
+    def forward(self, out: Tensor, gt: Tensor) -> Tensor:
+        with torch.autocast(out.device.type, enabled=False):
+            with torch.no_grad():
+                targets = list(self.features(gt))
+            return sum(F.mse_loss(f, t) for f, t in zip(self.features(out), targets))
+
+
+# --- temporal ----------------------------------------------------------------------------------
+
+def ping_pong_loss(forward: Tensor, backward: Tensor) -> Tensor:
+    """Eq. 10: mean squared difference of the forward-time and reversed-time estimates of a frame.
+
+    A generator that treats time symmetrically pays nothing, so drift that accumulates in one
+    direction (the ping-pong artefact) is penalised. Mean over all elements.
+    """
+    if forward.shape != backward.shape:
+        raise VQEError(f"ping-pong loss: shapes differ, {tuple(forward.shape)} vs {tuple(backward.shape)}")
+    return (forward.float() - backward.float()).square().mean()
+
+
+def flow_temporal_loss(outputs: Tensor, flows: Tensor) -> Tensor:
+    """Flow-warped temporal loss (ablation of ping-pong): mean_t mean((y_t - W(y_{t-1}))^2).
+
+    outputs: generated frames (B, T, 3, H, W); flows: (B, T-1, H, W, 2) backward flows
+    b_t = OF(x_t, x_{t-1}) of the *input* frames in pixels (`input_flows`), so the motion the
+    output is held to does not depend on the output itself. W is `vqe.metrics.temporal.warp`
+    (bilinear, border padding). Every step has the same size, so one mean over all is the mean
+    over t of the per-step means. Float32 even under autocast: pixel grids in bf16 are inexact.
+    """
+    if outputs.ndim != 5 or flows.shape != (*outputs.shape[:1], outputs.shape[1] - 1, *outputs.shape[-2:], 2):
+        raise VQEError(f"flow temporal loss: outputs {tuple(outputs.shape)} (B, T, C, H, W) need flows "
+                       f"(B, T-1, H, W, 2), got {tuple(flows.shape)}")
+    with torch.autocast(outputs.device.type, enabled=False):
+        y = outputs.float()
+        prev, cur = y[:, :-1].flatten(0, 1), y[:, 1:].flatten(0, 1)
+        return (cur - warp(prev, flows.flatten(0, 1).float())).square().mean()
+
+
+def input_flows(frames: Tensor) -> Tensor:
+    """Backward Farneback flows (B, T-1, H, W, 2), float32, of frames (B, T, 3, H, W) in [0, 1].
+
+    Computed on CPU with `vqe.metrics.temporal.flows(..., backward=True)` (the metric's flow, on
+    uint8 RGB) and returned on the frames' device, ready for `flow_temporal_loss`.
+    """
+    if frames.ndim != 5 or frames.shape[2] != 3:
+        raise VQEError(f"input flows: expected frames (B, T, 3, H, W), got {tuple(frames.shape)}")
+    clips = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    clips = clips.permute(0, 1, 3, 4, 2).cpu().numpy()
+    out = np.stack([_flows(np.ascontiguousarray(c), backward=True) for c in clips])
+    return torch.from_numpy(out.astype(np.float32, copy=False)).to(frames.device)

@@ -27,7 +27,7 @@ METHOD_NAMES = {
     "lanczos": ("Lanczos up-scaled decode", None),
     "deblock": ("FFmpeg deblock + bicubic", None),
     "stage_a": ("Stage A (ours)", None),
-    "ours": ("Ours (GAN-EVH)", "Ours (GAN-EVH)"),
+    "gan_evh": ("Ours (GAN-EVH: Stage A + B)", "Ours (GAN-EVH)"),
 }
 
 

@@ -28,13 +28,13 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 def augment(lq: np.ndarray, gt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The same random flip / 90-degree rotation on the window (T,h,w,3) and its target (H,W,3)."""
+    """The same random flip / 90-degree rotation on the window (T,h,w,3) and its target ([k,]H,W,3)."""
     if rng.random() < 0.5:
-        lq, gt = lq[:, :, ::-1], gt[:, ::-1]
+        lq, gt = lq[..., ::-1, :], gt[..., ::-1, :]
     if rng.random() < 0.5:
-        lq, gt = lq[:, ::-1], gt[::-1]
+        lq, gt = lq[..., ::-1, :, :], gt[..., ::-1, :, :]
     k = int(rng.integers(4))
-    return np.rot90(lq, k, axes=(1, 2)), np.rot90(gt, k, axes=(0, 1))
+    return np.rot90(lq, k, axes=(-3, -2)), np.rot90(gt, k, axes=(-3, -2))
 
 
 class TrainPatches(Dataset):
@@ -44,18 +44,23 @@ class TrainPatches(Dataset):
 
     `low_res=True` reads the decoded frames at the encoded size (for super-resolution models):
     the LQ patch is then `patch // scale` and lines up with the GT patch at `scale` times its position.
+
+    `frames_out=k > 1` gives short sequences for the temporal losses of phase 2: k consecutive GT
+    frames (k, 3, H, W) and the 2n+k LQ frames their windows need (window j is lq[j:j+2n+1]).
     """
 
     def __init__(self, manifest: Manifest, split: str, n: int, patch: int, *, low_res: bool = False,
                  augment: bool = True, seed: int = 0, length: Optional[int] = None,
-                 rate_ids: Optional[list[str]] = None) -> None:
+                 rate_ids: Optional[list[str]] = None, frames_out: int = 1) -> None:
+        if frames_out < 1:
+            raise VQEError(f"frames_out={frames_out} must be >= 1")
         self.entries = [e for e in manifest.select(split) if rate_ids is None or e.rate_id in rate_ids]
         if not self.entries:
             raise VQEError(f"{manifest.root}: no encodes in split {split!r}")
         if n < 0:
             raise VQEError(f"window radius n={n} must be >= 0")
         self.manifest, self.n, self.patch, self.low_res = manifest, n, patch, low_res
-        self.do_augment, self.seed = augment, seed
+        self.do_augment, self.seed, self.frames_out = augment, seed, frames_out
         scale = self.entries[0].scale if low_res else 1
         if patch % scale:
             raise VQEError(f"patch {patch} is not divisible by the scale {scale}")
@@ -77,8 +82,15 @@ class TrainPatches(Dataset):
         y = int(rng.integers(0, entry.height // s - p + 1))
         x = int(rng.integers(0, entry.width // s - p + 1))
         lq_all = self.manifest.lq(entry, low_res=self.low_res)
-        lq = lq_all[window_indices(t, self.n, entry.frames), y:y + p, x:x + p]
-        gt = self.manifest.gt(entry.clip)[t, y * s:(y + p) * s, x * s:(x + p) * s]
+        # GT frames first..first+k-1 around t, kept inside the clip (shorter clips replicate the last
+        # frame); window j of the LQ frames is then exactly the window of GT frame first+j.
+        first = max(0, min(t - self.frames_out // 2, entry.frames - self.frames_out))
+        lq_idx = np.clip(np.arange(first - self.n, first + self.frames_out + self.n), 0, entry.frames - 1)
+        gt_idx = np.clip(np.arange(first, first + self.frames_out), 0, entry.frames - 1)
+        lq = lq_all[lq_idx, y:y + p, x:x + p]
+        gt = self.manifest.gt(entry.clip)[gt_idx, y * s:(y + p) * s, x * s:(x + p) * s]
+        if self.frames_out == 1:
+            gt = gt[0]
         if self.do_augment:
             lq, gt = augment(lq, gt, rng)
         return to_tensor(lq), to_tensor(gt)

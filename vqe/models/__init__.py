@@ -18,11 +18,14 @@ from vqe.errors import VQEError
 
 def build_model(arch: str, config: dict[str, Any], scale: int = 1, impl: str = "auto") -> nn.Module:
     """Instantiate architecture `arch` from its config dict."""
-    from vqe.config import StageAModel
+    from vqe.config import StageAModel, StageBModel
+    from vqe.models.generator import Generator
     from vqe.models.stage_a import StageA
 
     if arch == "stage_a":
         return StageA(StageAModel(**config), scale=scale, impl=impl)
+    if arch == "generator":
+        return Generator(StageAModel(**config["stage_a"]), StageBModel(**config["stage_b"]), scale=scale, impl=impl)
     raise VQEError(f"unknown model architecture {arch!r}")
 
 

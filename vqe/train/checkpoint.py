@@ -61,3 +61,10 @@ def source_digest(*paths: str | Path) -> str:
         for f in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
             h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def code_digest() -> str:
+    """The code a training checkpoint depends on: a fix to a model, the loop or the data must not
+    resume stale weights."""
+    pkg = Path(__file__).resolve().parents[1]
+    return source_digest(pkg / "models", pkg / "train", pkg / "losses.py", pkg / "data" / "dataset.py")

@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from vqe.atomic import write_json
 from vqe.config import TrainParams
 from vqe.errors import VQEError
 from vqe.train import checkpoint
@@ -155,6 +156,16 @@ def fit(phase: Phase, dataset: Dataset, cfg: TrainParams, *, run_dir: Path, seed
     return {"iterations": done, "resumed_from": start, "seconds": seconds + run_seconds,
             "it_per_s": ran / run_seconds if ran else float("nan"),
             "patches_per_s": ran * cfg.batch / run_seconds if ran else float("nan"), "val": val}
+
+
+def export(model_path: str | Path, model: nn.Module, summary: dict[str, Any], summary_path: Optional[str | Path],
+           profile: str) -> None:
+    """Write the trained model (with the run's summary as its metadata) and the summary JSON (DVC metrics)."""
+    from vqe.models import save_model
+
+    save_model(model_path, model, meta={"profile": profile, "train": summary})
+    if summary_path:
+        write_json(Path(summary_path), summary)
 
 
 def _check_finite(name: str, logs: dict[str, float], it: int, ckpt_path: Path) -> None:

@@ -17,16 +17,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from vqe.atomic import write_json
 from vqe.config import Params
 from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
 from vqe.fetch import sha256sum
 from vqe.losses import PixelLoss
-from vqe.models import save_model
 from vqe.models.stage_a import StageA
 from vqe.train import checkpoint, distributed
-from vqe.train.loop import Phase, cosine, fit, optimise
+from vqe.train.loop import Phase, cosine, export, fit, optimise
 from vqe.train.validate import Validator
 
 log = logging.getLogger(__name__)
@@ -70,7 +68,7 @@ def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt
             return {"loss": loss.item(), "lr": sched.get_last_lr()[0], "offset_mean": max(model.align.offset_means())}
 
         final = ema.module if ema is not None else model
-        validator = Validator(manifest, mcfg.n, low_res=low_res, kbps=_main_kbps(params), frames=cfg.val_frames,
+        validator = Validator(manifest, mcfg.n, low_res=low_res, kbps=validation_kbps(params), frames=cfg.val_frames,
                               device=dist.device) if dist.main else None
         modules = {"model": model, **({"ema": ema} if ema is not None else {})}
         phase = Phase("stage_a", modules, {"adam": opt}, {"cosine": sched}, step,
@@ -78,7 +76,7 @@ def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt
         dataset = TrainPatches(manifest, "train", mcfg.n, cfg.patch, low_res=low_res, seed=params.seed,
                                rate_ids=cfg.rate_ids)
         fp = checkpoint.fingerprint("stage_a", asdict(params.stage_a), params.seed, params.synth.scale,
-                                    sha256sum(manifest.root / "manifest.json"), dist.world, _code_digest())
+                                    sha256sum(manifest.root / "manifest.json"), dist.world, checkpoint.code_digest())
         summary = fit(phase, dataset, cfg, run_dir=Path(run_dir), seed=params.seed, fp=fp, dist=dist,
                       live_dir=Path(live_dir) if live_dir else None, progress=progress)
         summary.update(device=str(dist.device), processes=dist.world, threads=torch.get_num_threads(),
@@ -87,19 +85,12 @@ def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt
                        amp=str(dtype).replace("torch.", "") if dtype else "none", ema=bool(cfg.ema),
                        val_input=validator.input_scores if validator else {})
         if dist.main:
-            save_model(model_path, final, meta={"profile": params.profile_name, "train": summary})
-            if summary_path:
-                write_json(Path(summary_path), summary)
+            export(model_path, final, summary, summary_path, profile=params.profile_name)
         return summary
     finally:
         distributed.teardown()
 
 
-def _code_digest() -> str:
-    """The code a checkpoint depends on: a fix to the model or the loop must not resume stale weights."""
-    pkg = Path(__file__).resolve().parents[1]
-    return checkpoint.source_digest(pkg / "models", pkg / "train", pkg / "losses.py", pkg / "data" / "dataset.py")
-
-
-def _main_kbps(params: Params) -> Optional[float]:
+def validation_kbps(params: Params) -> Optional[float]:
+    """Validate at the main test bitrate, unless training data is encoded at a CRF (then every rate)."""
     return None if params.synth.train_crf is not None or params.synth.crf is not None else params.eval.main_kbps

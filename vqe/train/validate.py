@@ -1,7 +1,8 @@
 """Validation during training: whole frames of the validation clips at the main bitrate.
 
 A handful of frames per clip, scored by PSNR and LPIPS-alex against the ground truth, so the curves
-in `dvc plots` show both what Stage A optimises (distortion) and what Stage B is for (perception).
+in `dvc plots` show both what Stage A optimises (distortion) and what Stage B is for (perception),
+and, for phase 2, tLP on consecutive frames (flicker).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from vqe.data.dataset import to_tensor, window_indices
 from vqe.data.manifest import Manifest
 from vqe.errors import VQEError
 from vqe.metrics.perceptual import distance, features, lpips_model
+from vqe.metrics.temporal import tlp_from_steps
 
 
 def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -25,31 +27,46 @@ def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class Validator:
-    """Fixed validation windows; `__call__(model)` -> {'psnr', 'lpips'} of the model's output."""
+    """Fixed validation windows; `__call__(model)` -> {'psnr', 'lpips'[, 'tlp']} of the model's output.
+
+    `consecutive=True` scores a run of `frames` consecutive frames from the middle of each clip
+    instead of frames spread over it, and adds tLP (temporal flicker, as `metrics.temporal.tlp`).
+    """
 
     def __init__(self, manifest: Manifest, n: int, *, low_res: bool, kbps: Optional[float], frames: int,
-                 device: torch.device, split: str = "val") -> None:
+                 device: torch.device, split: str = "val", consecutive: bool = False) -> None:
         entries = [e for e in manifest.select(split) if kbps is None or e.kbps_target == kbps]
         if not entries:
             raise VQEError(f"{manifest.root}: no {split} encodes at {kbps} kbps to validate on")
-        self.device = device
+        self.device, self.consecutive = device, consecutive
         self.samples: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.clips: list[list[int]] = []  # sample indices of each clip, in time order
+        inputs = []  # the bicubic up-scaled decode, for reference
         for e in entries:
-            lq, gt = manifest.lq(e, low_res=low_res), manifest.gt(e.clip)
-            for t in np.linspace(0, e.frames - 1, min(frames, e.frames)).round().astype(int):
-                self.samples.append((to_tensor(lq[window_indices(int(t), n, e.frames)]), to_tensor(gt[t])))
+            lq, up, gt = manifest.lq(e, low_res=low_res), manifest.lq(e), manifest.gt(e.clip)
+            self.clips.append([])
+            for t in frame_indices(e.frames, frames, consecutive):
+                self.clips[-1].append(len(self.samples))
+                self.samples.append((to_tensor(lq[window_indices(t, n, e.frames)]), to_tensor(gt[t])))
+                inputs.append(to_tensor(up[t]))
         self.lpips = lpips_model("alex", device)
-        inputs = [to_tensor(manifest.lq(e)[t]) for e in entries
-                  for t in np.linspace(0, e.frames - 1, min(frames, e.frames)).round().astype(int)]
-        self.input_scores = self._score(inputs)  # the bicubic up-scaled decode, for reference
+        self.input_scores = self._score(inputs)
 
     def _score(self, outputs: list[torch.Tensor]) -> dict[str, float]:
-        psnr, lp = [], []
+        psnr, lp, feats = [], [], []
         for out, (_, gt) in zip(outputs, self.samples):
             out, gt = out.to(self.device)[None].clamp(0, 1), gt.to(self.device)[None]
             psnr.append(psnr_db(out, gt))
-            lp.append(float(distance(self.lpips, features(self.lpips, out * 255), features(self.lpips, gt * 255))))
-        return {"psnr": float(np.mean(psnr)), "lpips": float(np.mean(lp))}
+            fo, fg = features(self.lpips, out * 255), features(self.lpips, gt * 255)
+            lp.append(float(distance(self.lpips, fo, fg)))
+            feats.append((fo, fg) if self.consecutive else None)
+        scores = {"psnr": float(np.mean(psnr)), "lpips": float(np.mean(lp))}
+        if self.consecutive:
+            steps = [[float(distance(self.lpips, feats[b][k], feats[a][k])) for a, b in zip(clip[:-1], clip[1:])]
+                     for k in (0, 1) for clip in self.clips]
+            half = len(steps) // 2
+            scores["tlp"] = tlp_from_steps(np.concatenate(steps[:half]), np.concatenate(steps[half:]))
+        return scores
 
     @torch.inference_mode()
     def __call__(self, model: nn.Module) -> dict[str, float]:
@@ -60,3 +77,11 @@ class Validator:
         scores = self._score(outputs)
         scores["psnr_gain"] = scores["psnr"] - self.input_scores["psnr"]
         return scores
+
+
+def frame_indices(length: int, frames: int, consecutive: bool) -> list[int]:
+    """`frames` frames spread evenly over a clip of `length`, or that many consecutive ones from its middle."""
+    if consecutive:
+        start = max(0, (length - frames) // 2)
+        return list(range(start, min(length, start + frames)))
+    return [int(t) for t in np.linspace(0, length - 1, min(frames, length)).round().astype(int)]

@@ -1,0 +1,74 @@
+"""The full generator G = G_B(G_A(.)): identity Stage B at the start of phase 2, sequence windows for the
+temporal losses, the reversed (ping-pong) pass, save/load, and the "no Stage B" switch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vqe.config import StageAModel, StageBModel
+from vqe.models import load_model, save_model
+from vqe.models.generator import Generator, from_stage_a, run_sequence, sequence_windows
+from vqe.models.stage_a import StageA
+
+A = StageAModel(mode="sra", n=1, align_channels=[8], offset_groups=2, extract_blocks=0, channels=8, blocks=1,
+                growth=4)
+B = StageBModel(channels=4, blocks=1)
+
+
+def _trained_stage_a() -> StageA:
+    torch.manual_seed(0)
+    model = StageA(A, scale=2)
+    torch.nn.init.normal_(model.conv_last.weight, std=0.01)  # not the identity any more
+    return model.eval()
+
+
+def test_phase2_starts_from_stage_a_exactly():
+    stage_a = _trained_stage_a()
+    gen = from_stage_a(stage_a, B).eval()
+    x = torch.rand(2, 3, 3, 10, 12)
+    with torch.no_grad():
+        assert torch.equal(gen(x), stage_a(x))  # Stage B starts as the identity (zero last conv)
+    assert gen.n == 1 and gen.scale == 2 and gen.config["stage_b"] == {"enabled": True, "channels": 4, "blocks": 1}
+
+
+def test_sequence_windows_hold_each_frames_window():
+    lq = torch.arange(7.0).view(1, 7, 1, 1, 1).expand(2, 7, 3, 2, 2)  # frame i has value i
+    w = sequence_windows(lq, n=2)  # k = 3 windows of 5 frames
+    assert w.shape == (2, 3, 5, 3, 2, 2)
+    assert w[0, :, :, 0, 0, 0].tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [2, 3, 4, 5, 6]]
+    with pytest.raises(ValueError, match="at least 5 frames"):
+        sequence_windows(lq[:, :4], n=2)
+
+
+def test_sequence_runs_every_window_and_reverse_flips_time():
+    gen = from_stage_a(_trained_stage_a(), B).eval()
+    lq = torch.rand(1, 5, 3, 8, 8)  # n = 1: 3 output frames
+    with torch.no_grad():
+        out, back = gen.sequence(lq), gen.sequence(lq, reverse=True)
+        assert out.shape == (1, 3, 3, 16, 16)
+        for j in range(3):
+            assert torch.allclose(out[:, j], gen(lq[:, j:j + 3]), atol=1e-6)
+            assert torch.allclose(back[:, j], gen(lq[:, j:j + 3].flip(1)), atol=1e-6)
+        assert torch.equal(run_sequence(gen, lq, 1), out)
+        assert not torch.allclose(out, back)  # the model is not time-symmetric: ping-pong has work to do
+
+
+def test_generator_round_trips_through_save_and_load(tmp_path):
+    gen = from_stage_a(_trained_stage_a(), B)
+    torch.nn.init.normal_(gen.stage_b.conv_last.weight, std=0.01)
+    save_model(tmp_path / "g.pt", gen, meta={"profile": "test"})
+    back = load_model(tmp_path / "g.pt")
+    x = torch.rand(1, 3, 3, 9, 11)
+    with torch.no_grad():
+        assert torch.equal(back(x), gen.eval()(x))
+    assert back.meta == {"profile": "test"} and back.arch == "generator"
+
+
+def test_without_stage_b_the_generator_is_stage_a():
+    stage_a = _trained_stage_a()
+    gen = from_stage_a(stage_a, StageBModel(enabled=False)).eval()
+    assert gen.stage_b is None
+    x = torch.rand(1, 3, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(gen(x), stage_a(x))
