@@ -56,8 +56,8 @@ def adv_weight(it: int, warmup: int, ramp: int) -> float:
 class GanObjective:
     """Eq. 7-11 on one batch: `generator_losses` and `discriminator_loss`, with their logged parts."""
 
-    def __init__(self, cfg: GanLoss, discs: dict[str, nn.Module], n: int, scale: int, device: torch.device) -> None:
-        self.cfg, self.discs, self.n, self.scale = cfg, discs, n, scale
+    def __init__(self, cfg: GanLoss, discs: dict[str, nn.Module], n: int, device: torch.device) -> None:
+        self.cfg, self.discs, self.n = cfg, discs, n
         self.perceptual = PerceptualLoss(cfg.perceptual_net).to(device) if cfg.perc > 0 else None
 
     def _logits(self, kind: str, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,7 +220,7 @@ def _run_phase(name: str, gen: Generator, params: Params, cfg: GanTrainParams, *
         scheds["d"] = cosine(d_opt, max(1, cfg.iters - cfg.warmup), cfg.lr_min)
     net: nn.Module = DistributedDataParallel(gen) if dist.world > 1 else gen
     run_discs = {k: DistributedDataParallel(d) if dist.world > 1 else d for k, d in discs.items()}
-    objective = GanObjective(sb.loss, run_discs, gen.n, gen.scale, dist.device)
+    objective = GanObjective(sb.loss, run_discs, gen.n, dist.device)
     dtype = autocast_dtype(dist.device, cfg.amp)
     scalers = tuple(torch.amp.GradScaler("cuda", enabled=dtype == torch.float16) for _ in range(2))
     ema = AveragedModel(gen, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
