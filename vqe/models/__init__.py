@@ -18,7 +18,8 @@ from vqe.errors import VQEError
 
 def build_model(arch: str, config: dict[str, Any], scale: int = 1, impl: str = "auto") -> nn.Module:
     """Instantiate architecture `arch` from its config dict."""
-    from vqe.config import StageAModel, StageBModel
+    from vqe.config import FastModel, StageAModel, StageBModel
+    from vqe.models.fast import FastRestorer
     from vqe.models.generator import Generator
     from vqe.models.stage_a import StageA
 
@@ -26,6 +27,8 @@ def build_model(arch: str, config: dict[str, Any], scale: int = 1, impl: str = "
         return StageA(StageAModel(**config), scale=scale, impl=impl)
     if arch == "generator":
         return Generator(StageAModel(**config["stage_a"]), StageBModel(**config["stage_b"]), scale=scale, impl=impl)
+    if arch == "fast":
+        return FastRestorer(FastModel(**config), scale=scale)
     raise VQEError(f"unknown model architecture {arch!r}")
 
 

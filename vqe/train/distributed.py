@@ -29,6 +29,14 @@ class Dist:
         if self.world > 1:
             dist.barrier()
 
+    def mean(self, value: float) -> float:
+        """The mean of `value` over all ranks: decisions taken from it are the same on every rank."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t) / self.world
+
 
 def setup(device: str = "auto") -> Dist:
     """Join the process group when launched by torchrun; pick this rank's device."""

@@ -1,9 +1,10 @@
 """The shared training loop (nanoGPT-style: plain, iteration based), used by every phase.
 
 A `Phase` says what is trained: its modules, optimisers, schedulers, a `step` that does one update
-on a batch and returns scalar logs, and an optional `validate`. `fit` owns everything else:
-deterministic batches, resume from the last checkpoint, DDP rank handling, NaN/Inf guard, dvclive
-logging, periodic validation and checkpoints, and the progress bar.
+on a batch and returns scalar logs, an optional `validate` and an optional early `stop` rule. `fit`
+owns everything else: deterministic batches, resume from the last checkpoint, DDP rank handling,
+NaN/Inf guard, dvclive logging (validation scores with the wall-clock seconds so far), periodic
+validation and checkpoints, and the progress bar.
 
 Determinism: batch k is a pure function of (seed, k) — a seeded permutation per epoch picks the
 samples, and the dataset derives each sample's random crop from its index — so a resumed run sees
@@ -76,6 +77,9 @@ class Phase:
     step: Callable[[Any, int], dict[str, float]]
     validate: Optional[Callable[[], dict[str, float]]] = None  # run on rank 0 only
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-able state carried across resumes
+    # early stop after iteration `it` given its logs (e.g. a plateau; keep its state in `extra`, and
+    # decide the same on every rank); the phase then ends there, checkpointed, and stays ended on resume
+    stop: Optional[Callable[[dict[str, float], int], bool]] = None
 
 
 def optimise(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
@@ -112,7 +116,8 @@ def fit(phase: Phase, dataset: Dataset, cfg: TrainParams, *, run_dir: Path, seed
         log.info("%s: resuming from %s at iteration %d", phase.name, ckpt_path, start)
     elif ckpt_path.exists():
         log.warning("%s: ignoring %s (it belongs to another configuration)", phase.name, ckpt_path)
-    sampler = IterationBatches(len(dataset), cfg.batch, start, cfg.iters, seed, dist.rank, dist.world)
+    end = start if phase.extra.get("stopped_at") else cfg.iters
+    sampler = IterationBatches(len(dataset), cfg.batch, start, end, seed, dist.rank, dist.world)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers,
                         pin_memory=dist.device.type == "cuda", persistent_workers=False)
     live = _open_live(live_dir, start) if dist.main and live_dir else None
@@ -128,25 +133,33 @@ def fit(phase: Phase, dataset: Dataset, cfg: TrainParams, *, run_dir: Path, seed
                 window.setdefault(k, []).append(v)
             done = it
             bar.update(1)
-            if it % cfg.log_every == 0 or it == cfg.iters:
+            stop = phase.stop is not None and phase.stop(logs, it)
+            if stop:
+                phase.extra["stopped_at"] = it
+                log.info("%s: stopped early at iteration %d", phase.name, it)
+            last = stop or it == cfg.iters
+            if it % cfg.log_every == 0 or last:
                 means = {k: float(np.nanmean(v)) for k, v in window.items()}
                 window.clear()
                 bar.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k.startswith("loss")})
                 if live:
                     _log(live, it, {f"train/{k}": v for k, v in means.items()})
-            if it % cfg.val_every == 0 or it == cfg.iters:  # every rank reaches the barrier
+            if it % cfg.val_every == 0 or last:  # every rank reaches the barrier
                 if dist.main and phase.validate:
                     val = phase.validate()
                     if live:
-                        _log(live, it, {f"val/{k}": v for k, v in val.items()})
+                        elapsed = seconds + time.perf_counter() - t0
+                        _log(live, it, {**{f"val/{k}": v for k, v in val.items()}, "val/seconds": elapsed})
                 dist.barrier()
-            if it % cfg.ckpt_every == 0 or it == cfg.iters:
+            if it % cfg.ckpt_every == 0 or last:
                 elapsed = seconds + time.perf_counter() - t0
                 if dist.main:
                     _save(phase, ckpt_path, it, elapsed, val, fp)
                     if live:
                         live.make_summary()
                 dist.barrier()
+            if stop:
+                break
     finally:
         bar.close()
         if live:
@@ -154,6 +167,7 @@ def fit(phase: Phase, dataset: Dataset, cfg: TrainParams, *, run_dir: Path, seed
     run_seconds = time.perf_counter() - t0
     ran = done - start
     return {"iterations": done, "resumed_from": start, "seconds": seconds + run_seconds,
+            "stopped_early": bool(phase.extra.get("stopped_at")),
             "it_per_s": ran / run_seconds if ran else float("nan"),
             "patches_per_s": ran * cfg.batch / run_seconds if ran else float("nan"), "val": val}
 

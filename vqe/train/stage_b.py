@@ -33,7 +33,7 @@ from vqe.data.dataset import TrainPatches
 from vqe.errors import VQEError
 from vqe.data.manifest import Manifest
 from vqe.fetch import sha256sum
-from vqe.losses import PerceptualLoss, flow_temporal_loss, input_flows, ping_pong_loss, relativistic_loss
+from vqe.losses import flow_temporal_loss, input_flows, perceptual_loss, ping_pong_loss, relativistic_loss
 from vqe.models import load_model
 from vqe.models.discriminator import build_discriminators, stack_frames
 from vqe.models.generator import Generator, from_stage_a, sequence_windows
@@ -53,12 +53,19 @@ def adv_weight(it: int, warmup: int, ramp: int) -> float:
     return 1.0 if ramp == 0 else min(1.0, (it - warmup) / ramp)
 
 
+def critic_accuracy(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Relativistic accuracy: the share of real logits above the mean fake one and of fake logits below
+    the mean real one (0.5 = cannot tell them apart)."""
+    return 0.5 * float((real > fake.mean()).float().mean() + (fake < real.mean()).float().mean())
+
+
 class GanObjective:
     """Eq. 7-11 on one batch: `generator_losses` and `discriminator_loss`, with their logged parts."""
 
     def __init__(self, cfg: GanLoss, discs: dict[str, nn.Module], n: int, device: torch.device) -> None:
         self.cfg, self.discs, self.n = cfg, discs, n
-        self.perceptual = PerceptualLoss(cfg.perceptual_net).to(device) if cfg.perc > 0 else None
+        self.pingpong = cfg.temporal == "pingpong" and cfg.pp > 0  # the generator runs reversed windows too
+        self.perceptual = perceptual_loss(cfg.perceptual_net).to(device) if cfg.perc > 0 else None
 
     def _logits(self, kind: str, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One forward of D on [real; fake] (one forward per backward keeps DDP happy)."""
@@ -79,6 +86,7 @@ class GanObjective:
             logs[f"loss_d_{tag}"] = loss.item()
             logs[f"d_real_{tag}"] = torch.sigmoid(lr - lf.mean()).mean().item()  # P(real looks more real)
             logs[f"d_fake_{tag}"] = torch.sigmoid(lf - lr.mean()).mean().item()
+            logs[f"acc_{tag}"] = critic_accuracy(lr, lf)
         logs["loss_d"] = total.item()
         return total, logs
 
@@ -111,27 +119,42 @@ class GanObjective:
         return centres.unflatten(0, (lq.shape[0], k))
 
 
+def generate(net: nn.Module, n: int, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device,
+             autocast: Callable[[], Any], pingpong: bool):
+    """One generator forward on a batch of short clips -> (lq, real, fake, reversed_centre).
+
+    fake: (B, k, 3, H, W), one output per clip frame; with `pingpong`, reversed_centre holds the
+    centre frame again from its window in reversed time order (eq. 10), in the same forward.
+    """
+    lq, real = (t.to(device, non_blocking=True) for t in batch)
+    if real.ndim == 4:  # single-frame samples (frames_out=1): a clip of one frame
+        real = real[:, None]
+    windows = sequence_windows(lq, n)  # (B, k, 2n+1, 3, h, w)
+    b, k = windows.shape[:2]
+    batch_windows = windows.flatten(0, 1)
+    if pingpong:
+        batch_windows = torch.cat([batch_windows, windows[:, k // 2].flip(1)])
+    with autocast():
+        out = net(batch_windows).float()
+    return lq, real, out[:b * k].unflatten(0, (b, k)), (out[b * k:] if pingpong else None)
+
+
+def autocaster(device: torch.device, dtype: Optional[torch.dtype]) -> Callable[[], Any]:
+    """A factory of autocast contexts (a no-op one when `dtype` is None)."""
+    return lambda: torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def gan_step(net: nn.Module, n: int, objective: GanObjective, g_opt: torch.optim.Optimizer,
              d_opt: Optional[torch.optim.Optimizer], schedulers: dict[str, Any], cfg: GanTrainParams, device: torch.device,
              dtype: Optional[torch.dtype], scalers: tuple, g_params: list[torch.Tensor],
              weight: Callable[[int], float], ema: Optional[AveragedModel] = None, model: Optional[nn.Module] = None):
     """The `step` of a phase-2 `Phase`: D update(s), then one G update, on one batch of short clips."""
     d_params = [p for d in objective.discs.values() for p in d.parameters()]
-    pingpong = objective.cfg.temporal == "pingpong" and objective.cfg.pp > 0
-
-    def autocast():
-        return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    pingpong = objective.pingpong
+    autocast = autocaster(device, dtype)
 
     def step(batch: tuple[torch.Tensor, torch.Tensor], it: int) -> dict[str, float]:
-        lq, real = (t.to(device, non_blocking=True) for t in batch)
-        windows = sequence_windows(lq, n)  # (B, k, 2n+1, 3, h, w)
-        b, k = windows.shape[:2]
-        batch_windows = windows.flatten(0, 1)
-        if pingpong:  # the centre frame again, its window in reversed time order (eq. 10)
-            batch_windows = torch.cat([batch_windows, windows[:, k // 2].flip(1)])
-        with autocast():
-            out = net(batch_windows).float()
-        fake, reversed_centre = out[:b * k].unflatten(0, (b, k)), (out[b * k:] if pingpong else None)
+        lq, real, fake, reversed_centre = generate(net, n, batch, device, autocast, pingpong)
         w, logs = weight(it), {}
         if w > 0 and d_opt is not None:
             for _ in range(cfg.d_steps):

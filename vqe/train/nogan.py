@@ -1,0 +1,306 @@
+"""NoGAN (seed 003, after DeOldify): most of the training without the adversarial game, then a short one.
+
+Each sub-phase runs on the shared loop with its own checkpoint folder, so a killed run resumes
+inside whichever sub-phase it was in (finished sub-phases are restored, not re-run):
+
+a. `pretrain`: the generator alone, L1 + perceptual (LPIPS itself, seed 003, or VGG) + the temporal
+   term; no critic.
+b. `critic_<c>`: the generator frozen (no gradients, eval mode); the critics (D_S, and D_T for
+   clips) learn real vs restored with the relativistic loss until their smoothed accuracy stops
+   rising (`critic_patience`), at most `critic_iters`.
+c. `handoff_<c>`: the normal GAN game for `handoff_fraction` x `iters` iterations with DeOldify's
+   adaptive switching (fastai's AdaptiveGANSwitcher): the critic trains until its loss is below
+   `critic_thresh`, then the generator takes one step, then the critic again. Every
+   `handoff_ckpt_every` iterations the generator is validated; the one with the lowest validation
+   LPIPS is kept, not the last one.
+d. b-c repeat `cycles` times, each cycle starting from the previous cycle's chosen generator.
+
+The same schedule trains our two-stage generator (row `nogan`: Stage A from phase 1, frozen by
+default, and an identity-initialised Stage B) and the fast MobileNetV3 restorer (row `nogan_fast`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from vqe.atomic import atomic_path
+from vqe.config import FastParams, NoGanParams, Params
+from vqe.data.dataset import TrainPatches
+from vqe.data.manifest import Manifest
+from vqe.errors import VQEError
+from vqe.fetch import sha256sum
+from vqe.models import load_model
+from vqe.models.discriminator import build_discriminators
+from vqe.models.fast import FastRestorer
+from vqe.models.generator import from_stage_a
+from vqe.train import checkpoint, distributed
+from vqe.train.distributed import Dist
+from vqe.train.loop import Phase, cosine, export, fit, optimise
+from vqe.train.stage_a import autocast_dtype, validation_kbps
+from vqe.train.stage_b import SEQ_FRAMES, GanObjective, autocaster, gan_step, generate
+from vqe.train.validate import Validator
+
+log = logging.getLogger(__name__)
+
+
+def plateau(extra: dict[str, Any], patience: int, min_delta: float, beta: float = 0.9) -> Callable[[dict, int], bool]:
+    """Stop rule for critic pre-training: the EMA of the critic's accuracy has not risen by
+    `min_delta` for `patience` iterations. Its state lives in `extra` (checkpointed with the phase)."""
+
+    def stop(logs: dict[str, float], it: int) -> bool:
+        acc = logs["acc"]
+        extra["acc_ema"] = acc if "acc_ema" not in extra else beta * extra["acc_ema"] + (1 - beta) * acc
+        if extra["acc_ema"] > extra.get("acc_best", -math.inf) + min_delta:
+            extra["acc_best"], extra["acc_best_it"] = extra["acc_ema"], it
+        return it - extra["acc_best_it"] >= patience
+
+    return stop
+
+
+def critic_step(net: nn.Module, n: int, objective: GanObjective, d_opt: torch.optim.Optimizer, grad_clip: float,
+                device: torch.device, autocast: Callable, dist: Dist, scaler: Optional[torch.amp.GradScaler] = None
+                ) -> Callable:
+    """Train the critics on real vs the frozen generator's output; logs the rank-averaged accuracy."""
+    d_params = [p for d in objective.discs.values() for p in d.parameters()]
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor], it: int) -> dict[str, float]:
+        with torch.no_grad():
+            _, real, fake, _ = generate(net, n, batch, device, autocast, pingpong=False)
+        with autocast():
+            loss_d, logs = objective.discriminator_loss(real, fake)
+        optimise(loss_d, d_opt, d_params, grad_clip, scaler)
+        accs = [v for k, v in logs.items() if k.startswith("acc_")]
+        return {**logs, "acc": dist.mean(sum(accs) / len(accs))}
+
+    return step
+
+
+def handoff_step(net: nn.Module, n: int, objective: GanObjective, g_opt: torch.optim.Optimizer,
+                 d_opt: torch.optim.Optimizer, g_params: list[torch.Tensor], thresh: float, grad_clip: float,
+                 device: torch.device, autocast: Callable, dist: Dist, extra: dict[str, Any],
+                 scalers: tuple = (None, None)) -> Callable:
+    """DeOldify's adaptive switching: critic steps until its loss < `thresh`, then one generator step."""
+    d_params = [p for d in objective.discs.values() for p in d.parameters()]
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor], it: int) -> dict[str, float]:
+        extra["it"] = it
+        if extra.get("turn", "critic") == "critic":
+            with torch.no_grad():
+                _, real, fake, _ = generate(net, n, batch, device, autocast, pingpong=False)
+            with autocast():
+                loss_d, logs = objective.discriminator_loss(real, fake)
+            optimise(loss_d, d_opt, d_params, grad_clip, scalers[1])
+            if dist.mean(logs["loss_d"]) < thresh:  # the same decision on every rank
+                extra["turn"] = "generator"
+            return {**logs, "g_turn": 0.0}
+        lq, real, fake, reversed_centre = generate(net, n, batch, device, autocast, objective.pingpong)
+        with autocast():
+            loss_g, logs = objective.generator_losses(lq, real, fake, reversed_centre, 1.0)
+        optimise(loss_g, g_opt, g_params, grad_clip, scalers[0])
+        extra["turn"] = "critic"
+        extra["g_updates"] = extra.get("g_updates", 0) + 1
+        return {**logs, "g_turn": 1.0}
+
+    return step
+
+
+def keep_best(validator: Validator, model: nn.Module, extra: dict[str, Any], path: Path) -> Callable[[], dict]:
+    """Validation of the hand-off: the generator with the lowest LPIPS so far is written to `path`."""
+
+    def validate() -> dict[str, float]:
+        scores = validator(model)
+        if scores["lpips"] < extra.get("best_lpips", math.inf):
+            with atomic_path(path) as tmp:
+                torch.save(model.state_dict(), tmp)
+            extra.update(best_lpips=scores["lpips"], best_it=extra["it"], best_val=scores)
+        return scores
+
+    return validate
+
+
+class NoGan:
+    """The schedule a-d for one generator: `run()` trains it in place, leaves the chosen hand-off
+    checkpoint's weights in `gen` and returns the summary (wall time and result of every sub-phase)."""
+
+    def __init__(self, gen: nn.Module, cfg: NoGanParams, params: Params, groups: list[dict], *, dist: Dist,
+                 manifest: Manifest, validator: Optional[Validator], run_dir: Path, live_dir: Optional[Path],
+                 fp_parts: tuple, progress: bool) -> None:
+        self.gen, self.cfg, self.params, self.groups, self.dist = gen, cfg, params, groups, dist
+        self.validator, self.run_dir, self.live_dir, self.fp_parts = validator, run_dir, live_dir, fp_parts
+        self.progress = progress
+        self.net = DistributedDataParallel(gen) if dist.world > 1 and any(
+            p.requires_grad for p in gen.parameters()) else gen
+        self.discs = build_discriminators(cfg.disc).to(dist.device)
+        run_discs = {k: DistributedDataParallel(d) if dist.world > 1 else d for k, d in self.discs.items()}
+        self.objective = GanObjective(cfg.loss, run_discs, gen.n, dist.device)
+        self.dtype = autocast_dtype(dist.device, cfg.train.amp)
+        self.autocast = autocaster(dist.device, self.dtype)
+        self.scalers = tuple(torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16) for _ in range(2))
+        temporal = "temporal" in cfg.disc.kinds or (cfg.loss.temporal != "none" and cfg.loss.pp > 0)
+        self.dataset = TrainPatches(manifest, "train", gen.n, cfg.train.patch, low_res=gen.scale > 1,
+                                    seed=params.seed, rate_ids=cfg.train.rate_ids,
+                                    frames_out=SEQ_FRAMES if temporal else 1)
+
+    def _fit(self, phase: Phase, cfg, name: str) -> dict[str, Any]:
+        fp = checkpoint.fingerprint(name, *self.fp_parts)
+        live = self.live_dir / name if self.live_dir else None
+        return fit(phase, self.dataset, cfg, run_dir=self.run_dir / name, seed=self.params.seed, fp=fp,
+                   dist=self.dist, live_dir=live, progress=self.progress)
+
+    def _validate(self) -> Optional[Callable[[], dict]]:
+        return (lambda: self.validator(self.gen)) if self.validator else None
+
+    def pretrain(self) -> dict[str, Any]:
+        """a. The generator alone: no critic, lambda_adv = 0 throughout."""
+        cfg = self.cfg.train
+        g_opt = torch.optim.Adam(self.groups, betas=tuple(cfg.betas))
+        scheds = {"g": cosine(g_opt, cfg.iters, cfg.lr_min)}
+        g_params = [p for g in self.groups for p in g["params"]]
+        step = gan_step(self.net, self.gen.n, self.objective, g_opt, None, scheds, cfg, self.dist.device, self.dtype,
+                        self.scalers, g_params, weight=lambda it: 0.0)  # w = 0: D is never called
+        phase = Phase("pretrain", {"generator": self.gen}, {"g": g_opt}, scheds, step, validate=self._validate())
+        return self._fit(phase, cfg, "pretrain")
+
+    def critic(self, cycle: int) -> dict[str, Any]:
+        """b. The critics alone on the frozen generator, until their accuracy plateaus."""
+        cfg = self.cfg.train
+        self.gen.eval().requires_grad_(False)
+        d_opt = torch.optim.Adam(self.discs.parameters(), lr=cfg.d_lr, betas=tuple(cfg.betas))
+        extra: dict[str, Any] = {}
+        step = critic_step(self.net, self.gen.n, self.objective, d_opt, cfg.grad_clip, self.dist.device,
+                           self.autocast, self.dist, self.scalers[1])
+        phase = Phase(f"critic_{cycle}", {"discriminators": self.discs}, {"d": d_opt}, {}, step, extra=extra,
+                      stop=plateau(extra, cfg.critic_patience, cfg.critic_min_delta))
+        summary = self._fit(phase, replace(cfg, iters=cfg.critic_iters), phase.name)
+        self.gen.train()
+        for g in self.groups:
+            for p in g["params"]:
+                p.requires_grad_(True)
+        summary.update(accuracy=extra.get("acc_ema"))
+        return summary
+
+    def handoff(self, cycle: int) -> dict[str, Any]:
+        """c. The short adversarial game; the generator with the best validation LPIPS is kept."""
+        cfg = self.cfg.train
+        groups = [{**g, "lr": cfg.handoff_lr} for g in self.groups]
+        g_params = [p for g in groups for p in g["params"]]
+        g_opt = torch.optim.Adam(groups, betas=tuple(cfg.betas))
+        d_opt = torch.optim.Adam(self.discs.parameters(), lr=cfg.d_lr, betas=tuple(cfg.betas))
+        name = f"handoff_{cycle}"
+        best = self.run_dir / name / "best.pt"
+        extra: dict[str, Any] = {}
+        step = handoff_step(self.net, self.gen.n, self.objective, g_opt, d_opt, g_params, cfg.critic_thresh,
+                            cfg.grad_clip, self.dist.device, self.autocast, self.dist, extra, self.scalers)
+        validate = keep_best(self.validator, self.gen, extra, best) if self.validator else None
+        phase = Phase(name, {"generator": self.gen, "discriminators": self.discs}, {"g": g_opt, "d": d_opt}, {},
+                      step, validate=validate, extra=extra)
+        every = cfg.handoff_ckpt_every
+        summary = self._fit(phase, replace(cfg, iters=cfg.handoff_iters, val_every=every, ckpt_every=every,
+                                           log_every=1), name)  # every turn logged: the losses' spread
+        self.dist.barrier()
+        if best.is_file():  # rank 0 wrote it; every rank continues from the chosen generator
+            self.gen.load_state_dict(torch.load(best, map_location=self.dist.device, weights_only=True))
+        summary.update({k: extra.get(k) for k in ("best_it", "best_lpips", "best_val")},
+                       g_updates=extra.get("g_updates", 0))
+        return summary
+
+    def run(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {"pretrain": self.pretrain()}
+        for c in range(1, self.cfg.train.cycles + 1):
+            summary[f"critic_{c}"] = self.critic(c)
+            summary[f"handoff_{c}"] = self.handoff(c)
+        phases = {k: v for k, v in summary.items() if isinstance(v, dict)}
+        last = summary[f"handoff_{self.cfg.train.cycles}"]
+        perc = self.objective.perceptual
+        summary.update(
+            seconds={k: v["seconds"] for k, v in phases.items()},
+            adversarial_iterations=sum(v["iterations"] for k, v in phases.items() if k.startswith("handoff")),
+            generator_updates_adversarial=sum(v["g_updates"] for k, v in phases.items() if k.startswith("handoff")),
+            val_pretrain=summary["pretrain"]["val"], val=last["best_val"] or last["val"],
+            perceptual=f"{perc.net} {'/'.join(perc.layers)}" if perc else "none",
+            perceptual_fallback=perc.fallback if perc else None, discriminators=list(self.discs.keys()),
+            temporal_loss=self.cfg.loss.temporal, amp=str(self.dtype).replace("torch.", "") if self.dtype else "none")
+        return summary
+
+
+def _schedule(name: str, gen: nn.Module, cfg: NoGanParams, params: Params, groups: list[dict], *, fp_extra: tuple,
+              model_path: str | Path, run_dir: str | Path, live_dir: Optional[str | Path],
+              summary_path: Optional[str | Path], progress: bool, dist: Dist, manifest: Manifest,
+              summary: dict[str, Any]) -> dict[str, Any]:
+    """Run the schedule for `gen` and export the chosen generator with its summary."""
+    validator = Validator(manifest, gen.n, low_res=gen.scale > 1, kbps=validation_kbps(params),
+                          frames=cfg.train.val_frames, device=dist.device, consecutive=True) if dist.main else None
+    if validator:
+        summary.update(val_input=validator.input_scores, val_start=validator(gen))
+    fp_parts = (name, asdict(cfg), params.seed, params.synth.scale, sha256sum(manifest.root / "manifest.json"),
+                dist.world, checkpoint.code_digest(), *fp_extra)
+    schedule = NoGan(gen, cfg, params, groups, dist=dist, manifest=manifest, validator=validator,
+                     run_dir=Path(run_dir), live_dir=Path(live_dir) if live_dir else None, fp_parts=fp_parts,
+                     progress=progress)
+    summary.update(schedule.run())
+    summary.update(device=str(dist.device), processes=dist.world, threads=torch.get_num_threads(),
+                   parameters=sum(p.numel() for p in gen.parameters()))
+    if dist.main:
+        export(model_path, gen, summary, summary_path, profile=params.profile_name)
+    return summary
+
+
+def train_nogan(params: Params, *, stage_a_path: str | Path = "models/stage_a.pt",
+                model_path: str | Path = "models/nogan.pt", run_dir: str | Path = "checkpoints/nogan",
+                live_dir: Optional[str | Path] = "results/train/nogan",
+                summary_path: Optional[str | Path] = "results/train/nogan.json", progress: bool = True) -> dict[str, Any]:
+    """Row `nogan`: our generator G = G_B(G_A(.)) (sizes from `stage_b.model`) trained by NoGAN."""
+    cfg = params.nogan
+    dist = distributed.setup(cfg.train.device)
+    try:
+        manifest = Manifest.load(params.synth.out_dir)
+        stage_a = load_model(stage_a_path)
+        if getattr(stage_a, "arch", None) != "stage_a":
+            raise VQEError(f"{stage_a_path}: expected a Stage A model, got {stage_a.arch!r}")
+        if not params.stage_b.model.enabled and cfg.train.stage_a_lr == 0:
+            raise VQEError("nogan: stage_b.model.enabled is false and nogan.train.stage_a_lr is 0: nothing to train")
+        torch.manual_seed(params.seed)
+        gen = from_stage_a(stage_a, params.stage_b.model).to(dist.device)
+        gen.stage_a.requires_grad_(cfg.train.stage_a_lr > 0)
+        groups = (gen.stage_a.param_groups(cfg.train.stage_a_lr, params.stage_a.train.offset_lr_mult)
+                  if cfg.train.stage_a_lr > 0 else [])
+        if gen.stage_b is not None:
+            groups.append({"params": list(gen.stage_b.parameters()), "lr": cfg.train.lr})
+        return _schedule("nogan", gen, cfg, params, groups, fp_extra=(asdict(params.stage_b.model),
+                         sha256sum(Path(stage_a_path))), model_path=model_path, run_dir=run_dir, live_dir=live_dir,
+                         summary_path=summary_path, progress=progress, dist=dist, manifest=manifest,
+                         summary={"stage_a_trained": cfg.train.stage_a_lr > 0})
+    finally:
+        distributed.teardown()
+
+
+def train_nogan_fast(params: Params, *, model_path: str | Path = "models/nogan_fast.pt",
+                     run_dir: str | Path = "checkpoints/nogan_fast",
+                     live_dir: Optional[str | Path] = "results/train/nogan_fast",
+                     summary_path: Optional[str | Path] = "results/train/nogan_fast.json",
+                     progress: bool = True) -> dict[str, Any]:
+    """Row `nogan_fast`: seed 003's MobileNetV3 U-Net, single frame, trained by NoGAN from scratch
+    (or from ImageNet encoder weights when they are on disk; the summary records which)."""
+    cfg: FastParams = params.nogan_fast
+    dist = distributed.setup(cfg.train.device)
+    try:
+        manifest = Manifest.load(params.synth.out_dir)
+        scale = params.synth.scale if params.stage_a.model.mode == "sra" else 1
+        torch.manual_seed(params.seed)
+        gen = FastRestorer(cfg.model, scale=scale)
+        encoder_weights = gen.load_encoder_weights()
+        gen = gen.to(dist.device)
+        groups = [{"params": list(gen.parameters()), "lr": cfg.train.lr}]
+        return _schedule("nogan_fast", gen, cfg, params, groups, fp_extra=(encoder_weights,), model_path=model_path,
+                         run_dir=run_dir, live_dir=live_dir, summary_path=summary_path, progress=progress, dist=dist,
+                         manifest=manifest, summary={"encoder": cfg.model.encoder, "encoder_weights": encoder_weights})
+    finally:
+        distributed.teardown()
