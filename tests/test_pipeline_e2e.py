@@ -57,7 +57,8 @@ def test_pipeline_produces_the_results_contract(repo):
     assert executed == ["01_synthesise.ipynb", "01b_baselines_deblock.ipynb", "01b_baselines_input.ipynb",
                         "01b_baselines_lanczos.ipynb", "02_train_stage_a.ipynb", "02b_evaluate_gan_evh.ipynb",
                         "02b_evaluate_nogan.ipynb", "02b_evaluate_nogan_fast.ipynb", "02b_evaluate_stage_a.ipynb",
-                        "03_train_stage_b.ipynb", "04_nogan.ipynb", "04_nogan_fast.ipynb", "09_table1.ipynb"]
+                        "03_train_stage_b.ipynb", "04_nogan.ipynb", "04_nogan_fast.ipynb",
+                        "06_bdrate_figures.ipynb", "09_table1.ipynb"]
 
 
 def test_stage_a_is_trained_logged_and_usable(repo, tmp_path):
@@ -101,6 +102,19 @@ def test_nogan_models_are_trained_by_their_schedule(repo):
         for phase in summary["seconds"]:
             assert (repo / "results" / "figures" / f"train_{name}" / f"{phase}.png").stat().st_size > 10_000
     assert (repo / "results" / "figures" / "gan_vs_nogan.png").stat().st_size > 10_000
+
+
+def test_bdrate_and_equivalency_cover_every_method(repo):
+    bd = json.loads((repo / "results" / "bdrate.json").read_text())
+    assert bd["anchor"] == "input" and bd["interpolation"] == "pchip"
+    assert set(bd["methods"]) == {"lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast"}
+    for row in bd["methods"].values():
+        assert set(row) == {f"{k}_{m}" for k in ("bd_rate", "overlap") for m in ("psnr", "vmaf", "lpips")}
+        assert all(v is None or (isinstance(v, float) and v == v) for v in row.values())
+    lines = (repo / "results" / "bitrate_equivalency.csv").read_text().splitlines()
+    assert lines[0] == "metric,method,kbps,quality,equivalent_kbps,ratio" and len(lines) == 1 + 3 * 6 * 2
+    for fig in ("perception_distortion", "bitrate_equivalency_psnr", "bitrate_equivalency_lpips"):
+        assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
 
 
 def test_second_repro_is_a_no_op(repo):

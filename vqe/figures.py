@@ -96,11 +96,10 @@ def comparison_from_samples(samples_dir: str | Path, manifest_dir: str | Path, p
 
     manifest = Manifest.load(manifest_dir)
     clip = sample_clip(manifest)
-    from vqe.report import METHOD_NAMES
+    from vqe.report import METHOD_NAMES, ordered_methods
 
-    order = list(METHOD_NAMES)
-    files = sorted(Path(samples_dir).glob("*.png"), key=lambda p: (order.index(p.stem) if p.stem in order
-                                                                    else len(order), p.stem))
+    by_method = {p.stem: p for p in Path(samples_dir).glob("*.png")}
+    files = [by_method[m] for m in ordered_methods(by_method)]
     images = {METHOD_NAMES.get(p.stem, (p.stem,))[0]: np.asarray(Image.open(p).convert("RGB")) for p in files}
     t = min(manifest.clip(clip).frames, max_frames or 10**9) // 2
     gt = np.asarray(manifest.gt(clip)[t])
@@ -212,3 +211,39 @@ def loss_spread(live_dir: str | Path, names: tuple[str, ...] = ("train/loss_d", 
         if len(values) > 1:
             out[name.split("/")[-1]] = float(values.std())
     return out
+
+
+def _method_label(method: str) -> str:
+    from vqe.report import METHOD_NAMES
+
+    return METHOD_NAMES.get(method, (method,))[0]
+
+
+def bitrate_equivalency(table: pd.DataFrame, metric: str, path: str | Path) -> Path:
+    """For each input bitrate, the H.264 bitrate at which the plain stream matches each method's `metric`."""
+    sns.set_theme(style="whitegrid")
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for method, rows in table.groupby("method", sort=False):
+        ax.plot(rows["kbps"], rows["equivalent_kbps"], marker="o", label=_method_label(method))
+    lo, hi = table["kbps"].min(), table["kbps"].max()
+    ax.plot([lo, hi], [lo, hi], color="0.5", ls="--", lw=1, label="no change")
+    ax.set(xlabel="input bitrate (kbps)", ylabel=f"H.264 bitrate at equal {metric.upper()} (kbps)",
+           title=f"Bitrate equivalency ({metric.upper()}; gaps = beyond the tested bitrates)")
+    ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def perception_distortion(rd: dict[str, pd.DataFrame], path: str | Path) -> Path:
+    """The perception-distortion plane: RMSE (8-bit scale, from PSNR) against LPIPS, every method at every bitrate."""
+    sns.set_theme(style="whitegrid")
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    from vqe.report import ordered_methods
+
+    for method in ordered_methods(rd):
+        data = rd[method]
+        rmse = 255 * 10 ** (-data["psnr"] / 20)
+        ax.plot(rmse, data["lpips"], marker="o", label=_method_label(method))
+    ax.set(xlabel="RMSE (0-255) ↓  distortion", ylabel="LPIPS ↓  perception",
+           title="Perception-distortion plane (one point per test bitrate)")
+    ax.legend(fontsize=7)
+    return save(fig, path)

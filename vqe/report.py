@@ -43,8 +43,13 @@ def build_table1(results_dir: str | Path, main_kbps: float) -> dict[str, dict[st
         table[method] = {k: rows[0][k] for k in TABLE1_KEYS}
     if not table:
         raise VQEError(f"{results_dir}/eval: no evaluated methods")
+    return {method: table[method] for method in ordered_methods(table)}
+
+
+def ordered_methods(methods) -> list[str]:
+    """Methods in the order of Table 1 (`METHOD_NAMES`), unknown ones last, alphabetically."""
     order = list(METHOD_NAMES)
-    return dict(sorted(table.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
+    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
 def _fmt(value: float, digits: int) -> str:
