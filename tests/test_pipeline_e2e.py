@@ -53,6 +53,8 @@ def test_pipeline_produces_the_results_contract(repo):
     for fig in ("rd_curves", "comparison", "synthesis_samples"):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
     assert "H.264 compressed" in (repo / "results" / "table1.md").read_text()
+    assert (repo / "results" / "temporal.md").read_text().count("\n| ") == 8  # header + 7 methods
+    assert (repo / "results" / "stage_dissection.md").read_text().count("\n| ") == 1 + 4 * 2  # 4 stages x 2 rates
     executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
     assert executed == ["01_synthesise.ipynb", "01b_baselines_deblock.ipynb", "01b_baselines_input.ipynb",
                         "01b_baselines_lanczos.ipynb", "02_train_stage_a.ipynb", "02b_evaluate_gan_evh.ipynb",

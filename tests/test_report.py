@@ -69,3 +69,26 @@ def test_gains_against_the_compressed_input_at_every_rate(tmp_path):
     (tmp_path / "eval" / "input.json").unlink()
     with pytest.raises(VQEError, match="input.json: the reference method"):
         write_gains(tmp_path)
+
+
+def test_temporal_table_reports_the_gap_against_the_input(tmp_path):
+    from vqe.report import write_temporal
+
+    table = {"input": {"psnr": 25.0, "tpsnr": 33.0, "tssim": 0.97, "tof": 0.4, "tlp": 0.006},
+             "gan_evh": {"psnr": 25.5, "tpsnr": 33.2, "tssim": 0.96, "tof": 0.5, "tlp": 0.007}}
+    text = write_temporal(tmp_path, table, 62.5)
+    # input gap +8.0; ours +7.7: 0.3 dB less stable than the input
+    assert "| Ours (GAN-EVH: Stage A + B) | 25.50 | 33.20 | +7.70 | -0.300 |" in text
+    assert (tmp_path / "temporal.md").read_text() == text
+
+
+def test_stage_dissection_lists_each_stage_at_each_rate(tmp_path):
+    from vqe.report import write_dissection
+
+    for method, psnr in (("input", 25.0), ("stage_a", 25.5), ("gan_evh", 25.3)):
+        write_eval(method, [_row("a", 30, 29.0, psnr - 2), _row("a", 60, 58.0, psnr)], tmp_path)
+    lines = [ln for ln in write_dissection(tmp_path).splitlines() if ln.startswith("| 6") or ln.startswith("| 3")]
+    assert [ln.split(" | ")[:3] for ln in lines] == [
+        ["| 30", "H.264 compressed (bicubic up-scaled)", "23.00"], ["| 30", "Stage A (ours)", "23.50"],
+        ["| 30", "Ours (GAN-EVH: Stage A + B)", "23.30"], ["| 60", "H.264 compressed (bicubic up-scaled)", "25.00"],
+        ["| 60", "Stage A (ours)", "25.50"], ["| 60", "Ours (GAN-EVH: Stage A + B)", "25.30"]]
