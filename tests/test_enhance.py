@@ -197,6 +197,18 @@ def test_equals_direct_per_window_computation_for_any_batch():
         np.testing.assert_array_equal(out, expected, err_msg=f"batch {batch}")
 
 
+@pytest.mark.parametrize("start,count", [(0, 3), (2, 4), (6, 3), (0, 9)])
+def test_a_span_is_restored_exactly_as_in_the_whole_clip(start, count):
+    from vqe.enhance import restore_span
+
+    frames = textured(9, 16, 24, seed=2)
+    model = Weighted([0.05, 0.1, 0.5, 0.15, 0.2])
+    np.testing.assert_array_equal(restore_span(model, frames, start, count, batch=2),
+                                  reference(model, frames)[start:start + count])
+    with pytest.raises(VQEError, match="outside"):
+        restore_span(model, frames, 7, 3)
+
+
 def test_streams_its_input():
     frames = textured(20, 8, 8, seed=2)
     n, batch = 2, 3

@@ -57,3 +57,31 @@ def test_validation_times_are_measured_or_estimated(tmp_path):
     assert _validation_over_time(measured, 12.0, None)["seconds"].tolist() == [21.0]
     estimated = _live(tmp_path / "e", {"val/lpips": [(2, 0.3), (4, 0.28)], "val/psnr": [(2, 30.0), (4, 30.5)]})
     assert _validation_over_time(estimated, 0.0, 2.5)["seconds"].tolist() == [5.0, 10.0]
+
+
+def test_moving_row_finds_the_row_that_changes():
+    import numpy as np
+
+    clip = np.zeros((4, 6, 5, 3), np.uint8)
+    clip[:, 4, :, 0] = [[0], [90], [10], [200]]  # only row 4 changes over time
+    from vqe.figures import moving_row
+
+    assert moving_row(clip) == 4
+
+
+def test_temporal_profile_strip_and_architecture(tmp_path):
+    import numpy as np
+
+    from vqe.config import DiscModel, StageAModel, StageBModel
+    from vqe.figures import architecture, frame_strip, temporal_profile
+    from vqe.models.generator import Generator
+
+    rng = np.random.default_rng(0)
+    clips = {name: rng.integers(0, 255, (5, 24, 32, 3), dtype=np.uint8) for name in ("input", "ours", "gt")}
+    assert temporal_profile(clips, 3, tmp_path / "tp.png").stat().st_size > 10_000
+    assert frame_strip(clips, tmp_path / "fs.png", crop=(2, 4, 16)).stat().st_size > 10_000
+    gen = Generator(StageAModel(align_channels=[8, 8], offset_groups=2, channels=8, blocks=2, growth=8),
+                    StageBModel(channels=8, blocks=1), scale=2)
+    from dataclasses import asdict
+
+    assert architecture(gen.config, gen.scale, asdict(DiscModel()), tmp_path / "a.png").stat().st_size > 10_000

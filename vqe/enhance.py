@@ -67,6 +67,17 @@ def enhance_frames(model: torch.nn.Module, frames: Iterable[np.ndarray], *, batc
                     None if tile is None else int(tile), int(tile_overlap), amp)
 
 
+def restore_span(model: torch.nn.Module, frames: np.ndarray, start: int, count: int, **kwargs: Any) -> np.ndarray:
+    """Frames start..start+count-1 of a clip restored exactly as the whole clip would be, reading only the
+    2n neighbours they need (figures of a few frames without restoring the whole clip)."""
+    n, _ = model_geometry(model)
+    if not 0 <= start < start + count <= len(frames):
+        raise VQEError(f"frames {start}..{start + count - 1} are outside a clip of {len(frames)} frames")
+    first, last = max(0, start - n), min(len(frames), start + count + n)
+    out = list(enhance_frames(model, frames[first:last], **kwargs))
+    return np.stack(out[start - first:start - first + count])
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import FancyBboxPatch  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -246,4 +247,96 @@ def perception_distortion(rd: dict[str, pd.DataFrame], path: str | Path) -> Path
     ax.set(xlabel="RMSE (0-255) ↓  distortion", ylabel="LPIPS ↓  perception",
            title="Perception-distortion plane (one point per test bitrate)")
     ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def moving_row(gt: np.ndarray) -> int:
+    """The pixel row whose content changes most over time: where a temporal profile shows flicker."""
+    return int(np.abs(np.diff(gt.astype(np.float32), axis=0)).mean(axis=(0, 2, 3)).argmax())
+
+
+def temporal_profile(clips: dict[str, np.ndarray], row: int, path: str | Path, title: str = "") -> Path:
+    """TecoGAN-style temporal profiles: pixel row `row` of every frame, stacked over time (time runs down).
+
+    Smooth, continuous streaks mean temporally stable output; ragged or noisy streaks are flicker.
+    """
+    n = len(clips)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.6), squeeze=False)
+    for ax, (name, frames) in zip(axes[0], clips.items()):
+        ax.imshow(frames[:, row], aspect="auto", interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set(xlabel="x (pixels)", ylabel="frame" if ax is axes[0, 0] else None)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title or f"Temporal profile of row {row}")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def frame_strip(clips: dict[str, np.ndarray], path: str | Path, crop: Optional[tuple[int, int, int]] = None,
+                title: str = "") -> Path:
+    """Consecutive frames side by side (columns), one row per clip (input / ours / ground truth), optionally cropped."""
+    names = list(clips)
+    count = len(clips[names[0]])
+    fig, axes = plt.subplots(len(names), count, figsize=(2.2 * count, 2.0 * len(names)), squeeze=False)
+    for i, name in enumerate(names):
+        for t in range(count):
+            img = clips[name][t]
+            if crop:
+                y, x, s = crop
+                img = img[y:y + s, x:x + s]
+            axes[i, t].imshow(img, interpolation="nearest")
+            axes[i, t].set_xticks([])
+            axes[i, t].set_yticks([])
+            if t == 0:
+                axes[i, t].set_ylabel(name, fontsize=8)
+            if i == 0:
+                axes[i, t].set_title(f"t + {t}", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def _box(ax, x: float, y: float, w: float, h: float, text: str, color: str) -> None:
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02", fc=color, ec="0.3"))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=7.5)
+
+
+def _arrow(ax, x0: float, y0: float, x1: float, y1: float) -> None:
+    ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="->", color="0.3", lw=1))
+
+
+def architecture(config: dict, scale: int, disc: dict, path: str | Path) -> Path:
+    """Fig. 1 drawn from a saved generator's own configuration (`model.config`), not from a picture."""
+    a, b = config["stage_a"], config["stage_b"]
+    n = a["n"]
+    base = "bicubic ×%d" % scale if a["mode"] == "sra" else "centre frame"
+    stages = [
+        (f"input window\n2N+1 = {2 * n + 1} frames", "#dddddd"),
+        (f"features\n{a['extract_blocks']} res. blocks", "#cfe2f3"),
+        (f"PCD alignment\n{len(a['align_channels'])} levels {a['align_channels']}\n{a['offset_groups']} offset groups",
+         "#cfe2f3"),
+        (f"1×1 fusion\n→ {a['channels']} ch", "#cfe2f3"),
+        (f"{a['blocks']} × RRDB\n{'+ ECBAM' if a['attention'] else 'no ECBAM'}, growth {a['growth']}", "#cfe2f3"),
+        (f"pixel shuffle ×{scale}" if a["mode"] == "sra" else "conv", "#cfe2f3"),
+        (f"+ {base}\n= Y^A (Stage A)", "#fff2cc"),
+    ]
+    if b["enabled"]:
+        stages += [(f"U-Net (1 level)\n{b['channels']} filters\n{b['blocks']} res. blocks", "#d9ead3"),
+                   ("+ Y^A\n= Ŷ (Stage B)", "#fff2cc")]
+    fig, ax = plt.subplots(figsize=(1.75 * len(stages), 3.2))
+    w, h, gap = 1.45, 1.0, 0.3
+    for i, (text, color) in enumerate(stages):
+        x = i * (w + gap)
+        _box(ax, x, 1.2, w, h, text, color)
+        if i:
+            _arrow(ax, x - gap, 1.7, x, 1.7)
+    kinds = ", ".join(disc.get("kinds", []))
+    _box(ax, (len(stages) - 3) * (w + gap), 0.0, 3 * w + 2 * gap, 0.75,
+         f"discriminators ({kinds}):\nPatchGAN, {disc.get('channels')} ch, {disc.get('layers')} stride-2 layers;\n"
+         "relativistic average loss (phase 2 only)", "#f4cccc")
+    ax.set_xlim(-0.1, len(stages) * (w + gap))
+    ax.set_ylim(-0.2, 2.5)
+    ax.set_axis_off()
+    ax.set_title("GAN-EVH generator G = G_B(G_A(X_{t−N:t+N})) as configured (Stage A: blue, Stage B: green)",
+                 fontsize=9)
     return save(fig, path)
