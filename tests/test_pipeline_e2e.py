@@ -60,7 +60,10 @@ def test_pipeline_produces_the_results_contract(repo):
                         "01b_baselines_lanczos.ipynb", "02_train_stage_a.ipynb", "02b_evaluate_gan_evh.ipynb",
                         "02b_evaluate_nogan.ipynb", "02b_evaluate_nogan_fast.ipynb", "02b_evaluate_stage_a.ipynb",
                         "03_train_stage_b.ipynb", "04_nogan.ipynb", "04_nogan_fast.ipynb",
-                        "06_bdrate_figures.ipynb", "07_paper_figures.ipynb", "09_table1.ipynb"]
+                        "06_bdrate_figures.ipynb", "07_paper_figures.ipynb", "09_table1.ipynb",
+                        "10_results_readme.ipynb"]
+    page = (repo / "results" / "README.md").read_text()
+    assert "# Results (profile `smoke`)" in page and "Best PSNR:" in page and "## BD-rate" in page
     for fig in ("fig1_architecture", "fig3_temporal_profile", "fig4_frame_strip"):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
 

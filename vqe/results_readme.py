@@ -1,0 +1,121 @@
+"""`results/README.md`: every table and figure the pipeline wrote, with one line of reading each.
+
+The readings are computed from the same files (which method is best on which metric, by how much),
+never typed in, so the page cannot drift from the numbers; sections whose files a run did not
+produce are left out. The paper's numbers appear only where Table 1 quotes them, labelled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from vqe.atomic import write_text
+from vqe.report import METHOD_NAMES, ordered_methods
+
+FIGURES = (  # file in results/figures, caption
+    ("rd_curves.png", "Rate-distortion curves (PSNR, SSIM, LPIPS, VMAF against the actual bitrate) of every method."),
+    ("comparison.png", "Fig. 2: one test frame of every method beside the ground truth, with a zoomed crop."),
+    ("fig1_architecture.png", "Fig. 1: the generator as configured and trained (drawn from the model file)."),
+    ("fig3_temporal_profile.png", "Fig. 3: temporal profiles (one pixel row over consecutive frames); ragged "
+                                  "streaks are flicker."),
+    ("fig4_frame_strip.png", "Fig. 4: consecutive frames (zoomed) of the input, our models and the ground truth."),
+    ("perception_distortion.png", "The perception-distortion plane: RMSE against LPIPS, every method at every bitrate."),
+    ("bitrate_equivalency_psnr.png", "Bitrate equivalency in PSNR: the H.264 bitrate at the method's PSNR."),
+    ("bitrate_equivalency_lpips.png", "Bitrate equivalency in LPIPS."),
+    ("bitrate_equivalency_vmaf.png", "Bitrate equivalency in VMAF."),
+    ("gan_vs_nogan.png", "Phase-2 GAN against NoGAN over wall-clock time, and the spread of the adversarial losses."),
+    ("train_stage_a.png", "Stage A training curves."),
+    ("train_stage_b.png", "Phase-2 (GAN) training dynamics: loss terms, D(real)/D(fake), validation."),
+    ("synthesis_samples.png", "The data: ground truth and decodes at the lowest and highest bitrate of every clip."),
+)
+
+
+def _load(path: Path) -> Optional[Any]:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _name(method: str) -> str:
+    return METHOD_NAMES.get(method, (method,))[0]
+
+
+def table1_reading(table: dict[str, dict[str, float]]) -> str:
+    """Best PSNR and best LPIPS, and where the compressed input stands."""
+    best_psnr = max(table, key=lambda m: table[m]["psnr"])
+    best_lpips = min(table, key=lambda m: table[m]["lpips"])
+    line = (f"Best PSNR: {_name(best_psnr)} ({table[best_psnr]['psnr']:.2f} dB); best LPIPS: {_name(best_lpips)} "
+            f"({table[best_lpips]['lpips']:.4f})")
+    if "input" in table:
+        line += f"; the compressed input has {table['input']['psnr']:.2f} dB / {table['input']['lpips']:.4f}"
+    return line + "."
+
+
+def bdrate_reading(bd: dict[str, Any]) -> str:
+    """The largest saving in each metric (negative BD-rate), or that there is none."""
+    parts = []
+    for metric in ("psnr", "vmaf", "lpips"):
+        values = {m: r[f"bd_rate_{metric}"] for m, r in bd["methods"].items() if r.get(f"bd_rate_{metric}") is not None}
+        if not values:
+            continue
+        best = min(values, key=values.get)
+        parts.append(f"{metric.upper()}: {_name(best)} {values[best]:+.1f} %" if values[best] < 0
+                     else f"{metric.upper()}: no method saves bits")
+    return "Largest saving at equal quality — " + "; ".join(parts) + "."
+
+
+def training_rows(train_dir: Path) -> list[str]:
+    """One line per training summary: wall time, throughput, device."""
+    rows = []
+    for path in sorted(train_dir.glob("*.json")):
+        s = json.loads(path.read_text())
+        seconds = s["seconds"] if isinstance(s.get("seconds"), (int, float)) else sum(s.get("seconds", {}).values())
+        rate = f"{s['it_per_s']:.2f} it/s" if isinstance(s.get("it_per_s"), float) else "per sub-phase in the JSON"
+        rows.append(f"| `{path.stem}` | {seconds:.0f} | {rate} | {s.get('device', '?')}, {s.get('threads', '?')} threads |")
+    return rows
+
+
+def build(results_dir: str | Path, profile: str, main_kbps: float) -> str:
+    root = Path(results_dir)
+    out = [f"# Results (profile `{profile}`)", "",
+           "Every number and figure here was written by `dvc repro` from this repository's code and data "
+           "(see the top-level README for the data and the hardware); the paper's numbers appear only in "
+           "Table 1's reference column, labelled.", ""]
+    table = _load(root / "table1.json")
+    if table:
+        out += [f"## Table 1 — test clip at {main_kbps:g} kbps", "", (root / "table1.md").read_text(),
+                table1_reading(table), "", "Every method against the input at every bitrate: [gains.md](gains.md).", ""]
+    bd = _load(root / "bdrate.json")
+    if bd:
+        out += ["## BD-rate against the compressed input", "",
+                f"Interpolation `{bd['interpolation']}` in log-rate; negative = fewer bits at equal quality.", "",
+                "| Method | PSNR | VMAF | LPIPS |", "|---|---|---|---|"]
+        fmt = lambda v: "—" if v is None else f"{v:+.1f} %"  # noqa: E731
+        out += [f"| {_name(m)} | {fmt(r.get('bd_rate_psnr'))} | {fmt(r.get('bd_rate_vmaf'))} | "
+                f"{fmt(r.get('bd_rate_lpips'))} |" for m in ordered_methods(bd["methods"])
+                for r in [bd["methods"][m]]]
+        out += ["", bdrate_reading(bd), "", "Per bitrate: [bitrate_equivalency.csv](bitrate_equivalency.csv).", ""]
+    for name, title in (("temporal.md", "Temporal consistency"), ("stage_dissection.md", "Stage dissection")):
+        if (root / name).is_file():
+            out += [f"## {title}", "", (root / name).read_text()]
+    figures = [(f, c) for f, c in FIGURES if (root / "figures" / f).is_file()]
+    if figures:
+        out += ["## Figures", ""]
+        out += [f"**{c}**\n\n![{f}](figures/{f})\n" for f, c in figures]
+    rows = training_rows(root / "train")
+    if rows:
+        out += ["## Training runs", "", "| run | seconds | throughput | device |", "|---|---|---|---|", *rows, ""]
+    speed = _load(root / "benchmarks" / "enhance_speed.json")
+    if speed:
+        out += ["## Speed (`benchmarks/enhance_speed.py`, run by hand)", "",
+                f"{speed['frames']} frames of `{speed['clip']}` ({speed['rate_id']}) → {speed['output']}, "
+                f"{speed['device']}, {speed['threads']} threads: "
+                + ", ".join(f"{m} {v:.2f} frames/s" for m, v in speed["fps_vqe_enhance"].items())
+                + " (whole `vqe enhance`).", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_results_readme(results_dir: str | Path, profile: str, main_kbps: float) -> str:
+    text = build(results_dir, profile, main_kbps)
+    write_text(Path(results_dir) / "README.md", text)
+    return text
