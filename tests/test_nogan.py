@@ -4,12 +4,13 @@ and the fast MobileNetV3 restorer trained by the same schedule."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 import torch
 
-from vqe.config import compose, params_from_dict
+from conftest import smoke_params_for
 from vqe.data.manifest import Manifest
 from vqe.errors import VQEError
 from vqe.losses import LpipsLoss
@@ -19,26 +20,9 @@ from vqe.models.generator import from_stage_a
 from vqe.train import distributed
 from vqe.train import nogan as nogan_module
 from vqe.train.nogan import NoGan, plateau, train_nogan, train_nogan_fast
-from vqe.train.stage_a import train_stage_a
 from vqe.train.stage_b import critic_accuracy
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _params(manifest, group: str = "nogan", **sections):
-    data = compose("smoke", ROOT / "conf")
-    data["synth"]["out_dir"] = str(manifest.root)
-    for section, values in sections.items():
-        data[group][section].update(values)
-    return params_from_dict(data, origin="test")
-
-
-@pytest.fixture(scope="module")
-def stage_a_path(tmp_path_factory, smoke_manifest) -> Path:
-    out = tmp_path_factory.mktemp("stage_a")
-    train_stage_a(_params(smoke_manifest), model_path=out / "stage_a.pt", run_dir=out / "run", live_dir=None,
-                  summary_path=None, progress=False)
-    return out / "stage_a.pt"
+_params = functools.partial(smoke_params_for, group="nogan")
 
 
 def _train(params, stage_a_path: Path, out: Path, live: bool = False):
@@ -233,11 +217,9 @@ def test_cycles_repeat_critic_and_handoff_from_the_chosen_generator(tmp_path, sm
 
 
 def test_nothing_to_train_is_an_error(tmp_path, smoke_manifest, stage_a_path):
-    data = compose("smoke", ROOT / "conf")
-    data["synth"]["out_dir"] = str(smoke_manifest.root)
-    data["stage_b"]["model"]["enabled"] = False
+    params = smoke_params_for(smoke_manifest, "stage_b", model={"enabled": False})
     with pytest.raises(VQEError, match="nothing to train"):
-        _train(params_from_dict(data), stage_a_path, tmp_path)
+        _train(params, stage_a_path, tmp_path)
 
 
 def test_the_fast_restorer_trains_by_nogan(tmp_path, smoke_manifest):

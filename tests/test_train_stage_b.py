@@ -3,6 +3,7 @@ frozen, resume after a crash, the NaN guard, the ablation switches, and what the
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -14,11 +15,11 @@ import pytest
 import torch
 import yaml
 
-from vqe.config import compose, params_from_dict
+from conftest import smoke_params_for
+from vqe.config import compose
 from vqe.errors import VQEError
 from vqe.models import load_model
 from vqe.train import stage_b as stage_b_module
-from vqe.train.stage_a import train_stage_a
 from vqe.train.stage_b import adv_weight, train_stage_b
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,21 +31,7 @@ def test_adv_weight_is_zero_in_the_warmup_then_ramps_linearly():
     assert adv_weight(3, 3, 0) == 0.0 and adv_weight(4, 3, 0) == 1.0
 
 
-def _params(manifest, **stage_b):
-    data = compose("smoke", ROOT / "conf")
-    data["synth"]["out_dir"] = str(manifest.root)
-    for group, values in stage_b.items():
-        data["stage_b"][group].update(values)
-    return params_from_dict(data, origin="test")
-
-
-@pytest.fixture(scope="module")
-def stage_a_path(tmp_path_factory, smoke_manifest) -> Path:
-    out = tmp_path_factory.mktemp("stage_a")
-    params = _params(smoke_manifest)
-    train_stage_a(params, model_path=out / "stage_a.pt", run_dir=out / "run", live_dir=None, summary_path=None,
-                  progress=False)
-    return out / "stage_a.pt"
+_params = functools.partial(smoke_params_for, group="stage_b")
 
 
 def _train(params, stage_a_path: Path, out: Path, live: bool = False):

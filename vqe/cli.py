@@ -67,6 +67,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     import logging
 
     from vqe.config import load_params
+    from vqe.train.loop import total_seconds
     from vqe.train.nogan import train_nogan, train_nogan_fast
     from vqe.train.stage_a import train_stage_a
     from vqe.train.stage_b import train_stage_b
@@ -85,8 +86,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         summary = train_nogan(params, stage_a_path=args.stage_a, **paths)
     else:
         summary = train_nogan_fast(params, **paths)
-    seconds = summary["seconds"] if isinstance(summary.get("seconds"), float) else sum(summary["seconds"].values())
-    print(f"{args.phase}: {seconds:.0f} s, validation {summary['val']}")
+    print(f"{args.phase}: {total_seconds(summary):.0f} s, validation {summary['val']}")
 
 
 TRAINED_MODELS = {"stage_a": "models/stage_a.pt", "stage_b": "models/gan_evh.pt", "nogan": "models/nogan.pt",

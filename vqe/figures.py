@@ -97,11 +97,11 @@ def comparison_from_samples(samples_dir: str | Path, manifest_dir: str | Path, p
 
     manifest = Manifest.load(manifest_dir)
     clip = sample_clip(manifest)
-    from vqe.report import METHOD_NAMES, ordered_methods
+    from vqe.report import display_name, ordered_methods
 
     by_method = {p.stem: p for p in Path(samples_dir).glob("*.png")}
     files = [by_method[m] for m in ordered_methods(by_method)]
-    images = {METHOD_NAMES.get(p.stem, (p.stem,))[0]: np.asarray(Image.open(p).convert("RGB")) for p in files}
+    images = {display_name(p.stem): np.asarray(Image.open(p).convert("RGB")) for p in files}
     t = min(manifest.clip(clip).frames, max_frames or 10**9) // 2
     gt = np.asarray(manifest.gt(clip)[t])
     images["ground truth"] = gt
@@ -126,8 +126,8 @@ def training_curves(live_dir: str | Path, path: str | Path, panels: Optional[lis
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
     for ax, name in zip(axes.flat, panels):
-        data = pd.read_csv(root / f"{name}.tsv", sep="\t")
-        ax.plot(data["step"], data[data.columns[-1]], marker="o" if len(data) < 30 else None, lw=1.2)
+        values = _metric(Path(live_dir), name)
+        ax.plot(values.index, values.to_numpy(), marker="o" if len(values) < 30 else None, lw=1.2)
         ax.set(xlabel="iteration", title=name)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
@@ -214,18 +214,14 @@ def loss_spread(live_dir: str | Path, names: tuple[str, ...] = ("train/loss_d", 
     return out
 
 
-def _method_label(method: str) -> str:
-    from vqe.report import METHOD_NAMES
-
-    return METHOD_NAMES.get(method, (method,))[0]
-
-
 def bitrate_equivalency(table: pd.DataFrame, metric: str, path: str | Path) -> Path:
     """For each input bitrate, the H.264 bitrate at which the plain stream matches each method's `metric`."""
+    from vqe.report import display_name
+
     sns.set_theme(style="whitegrid")
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for method, rows in table.groupby("method", sort=False):
-        ax.plot(rows["kbps"], rows["equivalent_kbps"], marker="o", label=_method_label(method))
+        ax.plot(rows["kbps"], rows["equivalent_kbps"], marker="o", label=display_name(method))
     lo, hi = table["kbps"].min(), table["kbps"].max()
     ax.plot([lo, hi], [lo, hi], color="0.5", ls="--", lw=1, label="no change")
     ax.set(xlabel="input bitrate (kbps)", ylabel=f"H.264 bitrate at equal {metric.upper()} (kbps)",
@@ -238,12 +234,12 @@ def perception_distortion(rd: dict[str, pd.DataFrame], path: str | Path) -> Path
     """The perception-distortion plane: RMSE (8-bit scale, from PSNR) against LPIPS, every method at every bitrate."""
     sns.set_theme(style="whitegrid")
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    from vqe.report import ordered_methods
+    from vqe.report import display_name, ordered_methods
 
     for method in ordered_methods(rd):
         data = rd[method]
         rmse = 255 * 10 ** (-data["psnr"] / 20)
-        ax.plot(rmse, data["lpips"], marker="o", label=_method_label(method))
+        ax.plot(rmse, data["lpips"], marker="o", label=display_name(method))
     ax.set(xlabel="RMSE (0-255) ↓  distortion", ylabel="LPIPS ↓  perception",
            title="Perception-distortion plane (one point per test bitrate)")
     ax.legend(fontsize=7)

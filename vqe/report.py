@@ -33,6 +33,11 @@ METHOD_NAMES = {
 }
 
 
+def display_name(method: str) -> str:
+    """The name a table or figure shows for a method id (the id itself when unknown)."""
+    return METHOD_NAMES.get(method, (method,))[0]
+
+
 def build_table1(results_dir: str | Path, main_kbps: float) -> dict[str, dict[str, float]]:
     """{method: metrics at the main bitrate} from every results/eval/<method>.json."""
     table = {}
@@ -107,7 +112,7 @@ def write_gains(results_dir: str | Path, reference: str = "input") -> dict[str, 
              "negative ΔLPIPS/ΔtLP are improvements).", "",
              "| Method | target kbps | ΔPSNR (dB) | ΔSSIM | ΔLPIPS | ΔVMAF | ΔtPSNR | ΔtLP |", "|" + "---|" * 8]
     for method, rows in gains.items():
-        name = METHOD_NAMES.get(method, (method, None))[0]
+        name = display_name(method)
         for r in rows:
             lines.append(f"| {name} | {r['kbps_target']:g} | {r['d_psnr']:+.3f} | {r['d_ssim']:+.4f} | "
                          f"{r['d_lpips']:+.4f} | {r['d_vmaf']:+.2f} | {r['d_tpsnr']:+.3f} | {r['d_tlp']:+.4f} |")
@@ -130,7 +135,7 @@ def write_temporal(results_dir: str | Path, table: dict[str, dict[str, float]], 
     for method, m in table.items():
         gap = m["tpsnr"] - m["psnr"]
         change = f"{gap - (ref['tpsnr'] - ref['psnr']):+.3f}" if ref else "—"
-        lines.append(f"| {METHOD_NAMES.get(method, (method,))[0]} | {m['psnr']:.2f} | {m['tpsnr']:.2f} | {gap:+.2f} "
+        lines.append(f"| {display_name(method)} | {m['psnr']:.2f} | {m['tpsnr']:.2f} | {gap:+.2f} "
                      f"| {change} | {m['tssim']:.4f} | {m['tof']:.3f} | {m['tlp']:.4f} |")
     lines += ["", "The paper's TPSNR is on the PSNR scale (its GAN-EVH stays within 0.1 dB of its PSNR; ESRGAN and "
               "SUPERVEGAN drop ~1 dB, TecoGAN ~0.3 dB — the paper's numbers, not ours)."]
@@ -156,7 +161,7 @@ def write_dissection(results_dir: str | Path, methods: tuple[str, ...] = DISSECT
         for m in present:
             r = by_rate[m].get(rate_id)
             if r:
-                lines.append(f"| {first['kbps_target']:g} | {METHOD_NAMES.get(m, (m,))[0]} | {r['psnr']:.2f} | "
+                lines.append(f"| {first['kbps_target']:g} | {display_name(m)} | {r['psnr']:.2f} | "
                              f"{r['ssim']:.4f} | {r['lpips']:.4f} | {r['vmaf']:.2f} | {r['tlp']:.4f} |")
     text = "\n".join(lines) + "\n"
     write_text(Path(results_dir) / "stage_dissection.md", text)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from vqe.atomic import write_text
-from vqe.report import METHOD_NAMES, ordered_methods
+from vqe.report import display_name, ordered_methods
+from vqe.train.loop import total_seconds
 
 FIGURES = (  # file in results/figures, caption
     ("rd_curves.png", "Rate-distortion curves (PSNR, SSIM, LPIPS, VMAF against the actual bitrate) of every method."),
@@ -36,16 +37,12 @@ def _load(path: Path) -> Optional[Any]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _name(method: str) -> str:
-    return METHOD_NAMES.get(method, (method,))[0]
-
-
 def table1_reading(table: dict[str, dict[str, float]]) -> str:
     """Best PSNR and best LPIPS, and where the compressed input stands."""
     best_psnr = max(table, key=lambda m: table[m]["psnr"])
     best_lpips = min(table, key=lambda m: table[m]["lpips"])
-    line = (f"Best PSNR: {_name(best_psnr)} ({table[best_psnr]['psnr']:.2f} dB); best LPIPS: {_name(best_lpips)} "
-            f"({table[best_lpips]['lpips']:.4f})")
+    line = (f"Best PSNR: {display_name(best_psnr)} ({table[best_psnr]['psnr']:.2f} dB); "
+            f"best LPIPS: {display_name(best_lpips)} ({table[best_lpips]['lpips']:.4f})")
     if "input" in table:
         line += f"; the compressed input has {table['input']['psnr']:.2f} dB / {table['input']['lpips']:.4f}"
     return line + "."
@@ -59,7 +56,7 @@ def bdrate_reading(bd: dict[str, Any]) -> str:
         if not values:
             continue
         best = min(values, key=values.get)
-        parts.append(f"{metric.upper()}: {_name(best)} {values[best]:+.1f} %" if values[best] < 0
+        parts.append(f"{metric.upper()}: {display_name(best)} {values[best]:+.1f} %" if values[best] < 0
                      else f"{metric.upper()}: no method saves bits")
     return "Largest saving at equal quality — " + "; ".join(parts) + "."
 
@@ -69,7 +66,7 @@ def training_rows(train_dir: Path) -> list[str]:
     rows = []
     for path in sorted(train_dir.glob("*.json")):
         s = json.loads(path.read_text())
-        seconds = s["seconds"] if isinstance(s.get("seconds"), (int, float)) else sum(s.get("seconds", {}).values())
+        seconds = total_seconds(s)
         rate = f"{s['it_per_s']:.2f} it/s" if isinstance(s.get("it_per_s"), float) else "per sub-phase in the JSON"
         rows.append(f"| `{path.stem}` | {seconds:.0f} | {rate} | {s.get('device', '?')}, {s.get('threads', '?')} threads |")
     return rows
@@ -91,7 +88,7 @@ def build(results_dir: str | Path, profile: str, main_kbps: float) -> str:
                 f"Interpolation `{bd['interpolation']}` in log-rate; negative = fewer bits at equal quality.", "",
                 "| Method | PSNR | VMAF | LPIPS |", "|---|---|---|---|"]
         fmt = lambda v: "—" if v is None else f"{v:+.1f} %"  # noqa: E731
-        out += [f"| {_name(m)} | {fmt(r.get('bd_rate_psnr'))} | {fmt(r.get('bd_rate_vmaf'))} | "
+        out += [f"| {display_name(m)} | {fmt(r.get('bd_rate_psnr'))} | {fmt(r.get('bd_rate_vmaf'))} | "
                 f"{fmt(r.get('bd_rate_lpips'))} |" for m in ordered_methods(bd["methods"])
                 for r in [bd["methods"][m]]]
         out += ["", bdrate_reading(bd), "", "Per bitrate: [bitrate_equivalency.csv](bitrate_equivalency.csv).", ""]

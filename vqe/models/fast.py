@@ -22,7 +22,7 @@ from torch import nn
 
 from vqe.config import FastModel
 from vqe.errors import VQEError
-from vqe.models.stage_a import upsampler
+from vqe.models.stage_a import bicubic_up, upsampler
 from vqe.models.stage_b import conv_act
 
 BACKBONES = {"small": (torchvision.models.mobilenet_v3_small, torchvision.models.MobileNet_V3_Small_Weights),
@@ -108,9 +108,7 @@ class FastRestorer(nn.Module):
 
     def base(self, frame: torch.Tensor) -> torch.Tensor:
         """The frame up-sampled by `scale` (bicubic): what the residual is added to."""
-        if self.scale == 1:
-            return frame
-        return F.interpolate(frame, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return bicubic_up(frame, self.scale)
 
     def residual(self, frame: torch.Tensor) -> torch.Tensor:
         """Learned correction for a frame whose sides are multiples of 32, at `scale` times its size."""

@@ -21,6 +21,11 @@ from vqe.models.align import PCDAlign
 from vqe.models.rrdb import RRDB, ResidualBlock
 
 
+def bicubic_up(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Frames (N, C, h, w) up-sampled `scale` times (bicubic, no clamping): the base a residual is added to."""
+    return x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+
+
 class LearnedUpsample(nn.Module):
     """Depthwise transposed conv initialised to bilinear interpolation, then learned."""
 
@@ -81,11 +86,7 @@ class StageA(nn.Module):
 
     def base(self, centre: torch.Tensor) -> torch.Tensor:
         """X_t (PP) or X_t up-sampled by `scale` (SRA): what the residual is added to."""
-        if self.scale == 1:
-            return centre
-        if self.base_up is not None:
-            return self.base_up(centre)
-        return F.interpolate(centre, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return self.base_up(centre) if self.base_up is not None else bicubic_up(centre, self.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _, h, w = x.shape

@@ -182,6 +182,12 @@ def export(model_path: str | Path, model: nn.Module, summary: dict[str, Any], su
         write_json(Path(summary_path), summary)
 
 
+def total_seconds(summary: dict[str, Any]) -> float:
+    """A training summary's wall time: one phase's `seconds`, or the sum over a schedule's sub-phases."""
+    seconds = summary["seconds"]
+    return float(sum(seconds.values())) if isinstance(seconds, dict) else float(seconds)
+
+
 def _check_finite(name: str, logs: dict[str, float], it: int, ckpt_path: Path) -> None:
     bad = {k: v for k, v in logs.items() if k.startswith("loss") and not math.isfinite(v)}
     if bad:

@@ -37,15 +37,14 @@ from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
 from vqe.errors import VQEError
 from vqe.fetch import sha256sum
-from vqe.models import load_model
 from vqe.models.discriminator import build_discriminators
 from vqe.models.fast import FastRestorer
 from vqe.models.generator import from_stage_a
 from vqe.train import checkpoint, distributed
 from vqe.train.distributed import Dist
 from vqe.train.loop import Phase, cosine, export, fit, optimise
-from vqe.train.stage_a import autocast_dtype, validation_kbps
-from vqe.train.stage_b import SEQ_FRAMES, GanObjective, autocaster, gan_step, generate
+from vqe.train.stage_a import amp_name, autocast_dtype, autocaster, validation_kbps
+from vqe.train.stage_b import SEQ_FRAMES, GanObjective, gan_step, generate, generator_groups, load_stage_a
 from vqe.train.validate import Validator
 
 log = logging.getLogger(__name__)
@@ -65,46 +64,51 @@ def plateau(extra: dict[str, Any], patience: int, min_delta: float, beta: float 
     return stop
 
 
-def critic_step(net: nn.Module, n: int, objective: GanObjective, d_opt: torch.optim.Optimizer, grad_clip: float,
-                device: torch.device, autocast: Callable, dist: Dist, scaler: Optional[torch.amp.GradScaler] = None
-                ) -> Callable:
-    """Train the critics on real vs the frozen generator's output; logs the rank-averaged accuracy."""
+def critic_updater(net: nn.Module, n: int, objective: GanObjective, d_opt: torch.optim.Optimizer, grad_clip: float,
+                   device: torch.device, autocast: Callable, scaler: Optional[torch.amp.GradScaler] = None
+                   ) -> Callable[[tuple[torch.Tensor, torch.Tensor]], dict[str, float]]:
+    """One critic update on a batch: real vs the generator's output, with no gradient into the generator."""
     d_params = [p for d in objective.discs.values() for p in d.parameters()]
 
-    def step(batch: tuple[torch.Tensor, torch.Tensor], it: int) -> dict[str, float]:
+    def update(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
         with torch.no_grad():
             _, real, fake, _ = generate(net, n, batch, device, autocast, pingpong=False)
         with autocast():
             loss_d, logs = objective.discriminator_loss(real, fake)
         optimise(loss_d, d_opt, d_params, grad_clip, scaler)
+        return logs
+
+    return update
+
+
+def critic_step(update: Callable, dist: Dist) -> Callable:
+    """Critic pre-training: critic updates only; logs the rank-averaged accuracy the plateau rule reads."""
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor], it: int) -> dict[str, float]:
+        logs = update(batch)
         accs = [v for k, v in logs.items() if k.startswith("acc_")]
         return {**logs, "acc": dist.mean(sum(accs) / len(accs))}
 
     return step
 
 
-def handoff_step(net: nn.Module, n: int, objective: GanObjective, g_opt: torch.optim.Optimizer,
-                 d_opt: torch.optim.Optimizer, g_params: list[torch.Tensor], thresh: float, grad_clip: float,
-                 device: torch.device, autocast: Callable, dist: Dist, extra: dict[str, Any],
-                 scalers: tuple = (None, None)) -> Callable:
-    """DeOldify's adaptive switching: critic steps until its loss < `thresh`, then one generator step."""
-    d_params = [p for d in objective.discs.values() for p in d.parameters()]
+def handoff_step(critic: Callable, net: nn.Module, n: int, objective: GanObjective, g_opt: torch.optim.Optimizer,
+                 g_params: list[torch.Tensor], thresh: float, grad_clip: float, device: torch.device,
+                 autocast: Callable, dist: Dist, extra: dict[str, Any],
+                 scaler: Optional[torch.amp.GradScaler] = None) -> Callable:
+    """DeOldify's adaptive switching: critic updates until its loss < `thresh`, then one generator step."""
 
     def step(batch: tuple[torch.Tensor, torch.Tensor], it: int) -> dict[str, float]:
         extra["it"] = it
         if extra.get("turn", "critic") == "critic":
-            with torch.no_grad():
-                _, real, fake, _ = generate(net, n, batch, device, autocast, pingpong=False)
-            with autocast():
-                loss_d, logs = objective.discriminator_loss(real, fake)
-            optimise(loss_d, d_opt, d_params, grad_clip, scalers[1])
+            logs = critic(batch)
             if dist.mean(logs["loss_d"]) < thresh:  # the same decision on every rank
                 extra["turn"] = "generator"
             return {**logs, "g_turn": 0.0}
         lq, real, fake, reversed_centre = generate(net, n, batch, device, autocast, objective.pingpong)
         with autocast():
             loss_g, logs = objective.generator_losses(lq, real, fake, reversed_centre, 1.0)
-        optimise(loss_g, g_opt, g_params, grad_clip, scalers[0])
+        optimise(loss_g, g_opt, g_params, grad_clip, scaler)
         extra["turn"] = "critic"
         extra["g_updates"] = extra.get("g_updates", 0) + 1
         return {**logs, "g_turn": 1.0}
@@ -155,6 +159,10 @@ class NoGan:
         return fit(phase, self.dataset, cfg, run_dir=self.run_dir / name, seed=self.params.seed, fp=fp,
                    dist=self.dist, live_dir=live, progress=self.progress)
 
+    def _critic(self, d_opt: torch.optim.Optimizer) -> Callable:
+        return critic_updater(self.net, self.gen.n, self.objective, d_opt, self.cfg.train.grad_clip, self.dist.device,
+                              self.autocast, self.scalers[1])
+
     def _validate(self) -> Optional[Callable[[], dict]]:
         return (lambda: self.validator(self.gen)) if self.validator else None
 
@@ -175,8 +183,7 @@ class NoGan:
         self.gen.eval().requires_grad_(False)
         d_opt = torch.optim.Adam(self.discs.parameters(), lr=cfg.d_lr, betas=tuple(cfg.betas))
         extra: dict[str, Any] = {}
-        step = critic_step(self.net, self.gen.n, self.objective, d_opt, cfg.grad_clip, self.dist.device,
-                           self.autocast, self.dist, self.scalers[1])
+        step = critic_step(self._critic(d_opt), self.dist)
         phase = Phase(f"critic_{cycle}", {"discriminators": self.discs}, {"d": d_opt}, {}, step, extra=extra,
                       stop=plateau(extra, cfg.critic_patience, cfg.critic_min_delta))
         summary = self._fit(phase, replace(cfg, iters=cfg.critic_iters), phase.name)
@@ -197,8 +204,9 @@ class NoGan:
         name = f"handoff_{cycle}"
         best = self.run_dir / name / "best.pt"
         extra: dict[str, Any] = {}
-        step = handoff_step(self.net, self.gen.n, self.objective, g_opt, d_opt, g_params, cfg.critic_thresh,
-                            cfg.grad_clip, self.dist.device, self.autocast, self.dist, extra, self.scalers)
+        step = handoff_step(self._critic(d_opt), self.net, self.gen.n, self.objective, g_opt, g_params,
+                            cfg.critic_thresh, cfg.grad_clip, self.dist.device, self.autocast, self.dist, extra,
+                            self.scalers[0])
         validate = keep_best(self.validator, self.gen, extra, best) if self.validator else None
         phase = Phase(name, {"generator": self.gen, "discriminators": self.discs}, {"g": g_opt, "d": d_opt}, {},
                       step, validate=validate, extra=extra)
@@ -219,15 +227,12 @@ class NoGan:
             summary[f"handoff_{c}"] = self.handoff(c)
         phases = {k: v for k, v in summary.items() if isinstance(v, dict)}
         last = summary[f"handoff_{self.cfg.train.cycles}"]
-        perc = self.objective.perceptual
         summary.update(
             seconds={k: v["seconds"] for k, v in phases.items()},
             adversarial_iterations=sum(v["iterations"] for k, v in phases.items() if k.startswith("handoff")),
             generator_updates_adversarial=sum(v["g_updates"] for k, v in phases.items() if k.startswith("handoff")),
             val_pretrain=summary["pretrain"]["val"], val=last["best_val"] or last["val"],
-            perceptual=f"{perc.net} {'/'.join(perc.layers)}" if perc else "none",
-            perceptual_fallback=perc.fallback if perc else None, discriminators=list(self.discs.keys()),
-            temporal_loss=self.cfg.loss.temporal, amp=str(self.dtype).replace("torch.", "") if self.dtype else "none")
+            **self.objective.describe(), amp=amp_name(self.dtype))
         return summary
 
 
@@ -262,18 +267,12 @@ def train_nogan(params: Params, *, stage_a_path: str | Path = "models/stage_a.pt
     dist = distributed.setup(cfg.train.device)
     try:
         manifest = Manifest.load(params.synth.out_dir)
-        stage_a = load_model(stage_a_path)
-        if getattr(stage_a, "arch", None) != "stage_a":
-            raise VQEError(f"{stage_a_path}: expected a Stage A model, got {stage_a.arch!r}")
+        stage_a = load_stage_a(stage_a_path)
         if not params.stage_b.model.enabled and cfg.train.stage_a_lr == 0:
             raise VQEError("nogan: stage_b.model.enabled is false and nogan.train.stage_a_lr is 0: nothing to train")
         torch.manual_seed(params.seed)
         gen = from_stage_a(stage_a, params.stage_b.model).to(dist.device)
-        gen.stage_a.requires_grad_(cfg.train.stage_a_lr > 0)
-        groups = (gen.stage_a.param_groups(cfg.train.stage_a_lr, params.stage_a.train.offset_lr_mult)
-                  if cfg.train.stage_a_lr > 0 else [])
-        if gen.stage_b is not None:
-            groups.append({"params": list(gen.stage_b.parameters()), "lr": cfg.train.lr})
+        groups = generator_groups(gen, cfg.train.stage_a_lr, cfg.train.lr, params.stage_a.train.offset_lr_mult)
         return _schedule("nogan", gen, cfg, params, groups, fp_extra=(asdict(params.stage_b.model),
                          sha256sum(Path(stage_a_path))), model_path=model_path, run_dir=run_dir, live_dir=live_dir,
                          summary_path=summary_path, progress=progress, dist=dist, manifest=manifest,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -37,6 +37,16 @@ def autocast_dtype(device: torch.device, amp: str) -> Optional[torch.dtype]:
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
+def autocaster(device: torch.device, dtype: Optional[torch.dtype]) -> Callable[[], Any]:
+    """A factory of autocast contexts (a no-op one when `dtype` is None)."""
+    return lambda: torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def amp_name(dtype: Optional[torch.dtype]) -> str:
+    """What a run's summary records as its precision: "bfloat16", "float16" or "none"."""
+    return str(dtype).replace("torch.", "") if dtype else "none"
+
+
 def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt",
                   run_dir: str | Path = "checkpoints/stage_a", live_dir: Optional[str | Path] = "results/train/stage_a",
                   summary_path: Optional[str | Path] = "results/train/stage_a.json",
@@ -54,11 +64,12 @@ def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt
         loss_fn = PixelLoss(cfg.ssim_weight)
         dtype = autocast_dtype(dist.device, cfg.amp)
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+        autocast = autocaster(dist.device, dtype)
         low_res = mcfg.mode == "sra"
 
         def step(batch: tuple[torch.Tensor, torch.Tensor], it: int) -> dict[str, float]:
             lq, gt = (t.to(dist.device, non_blocking=True) for t in batch)
-            with torch.autocast(dist.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with autocast():
                 out = net(lq)
             loss = loss_fn(out.float(), gt)
             optimise(loss, opt, list(model.parameters()), cfg.grad_clip, scaler)
@@ -82,7 +93,7 @@ def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt
         summary.update(device=str(dist.device), processes=dist.world, threads=torch.get_num_threads(),
                        parameters=sum(p.numel() for p in model.parameters()), loss=loss_fn.kind or "l1",
                        dcn="torchvision" if dist.device.type == "cuda" else "torch (grid_sample)",
-                       amp=str(dtype).replace("torch.", "") if dtype else "none", ema=bool(cfg.ema),
+                       amp=amp_name(dtype), ema=bool(cfg.ema),
                        val_input=validator.input_scores if validator else {})
         if dist.main:
             export(model_path, final, summary, summary_path, profile=params.profile_name)

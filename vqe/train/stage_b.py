@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -37,9 +36,10 @@ from vqe.losses import flow_temporal_loss, input_flows, perceptual_loss, ping_po
 from vqe.models import load_model
 from vqe.models.discriminator import build_discriminators, stack_frames
 from vqe.models.generator import Generator, from_stage_a, sequence_windows
+from vqe.models.stage_a import bicubic_up
 from vqe.train import checkpoint, distributed
 from vqe.train.loop import Phase, cosine, export, fit, optimise
-from vqe.train.stage_a import autocast_dtype, validation_kbps
+from vqe.train.stage_a import amp_name, autocast_dtype, autocaster, validation_kbps
 from vqe.train.validate import Validator
 
 log = logging.getLogger(__name__)
@@ -110,13 +110,19 @@ class GanObjective:
         logs.update(loss=total.item(), w_adv=w_adv)
         return total, logs
 
+    def describe(self) -> dict[str, Any]:
+        """What a run records about its losses: the perceptual network actually used (and any fallback),
+        the discriminators and the temporal term."""
+        perc = self.perceptual
+        return {"perceptual": f"{perc.net} {'/'.join(perc.layers)}" if perc else "none",
+                "perceptual_fallback": perc.fallback if perc else None, "discriminators": list(self.discs),
+                "temporal_loss": self.cfg.temporal}
+
     def _input_frames(self, lq: torch.Tensor, size: torch.Size) -> torch.Tensor:
         """The centre LQ frame of every window at output size: what the flow is estimated on."""
         k = lq.shape[1] - 2 * self.n
-        centres = lq[:, self.n:self.n + k].flatten(0, 1)
-        if centres.shape[-2:] != size:
-            centres = F.interpolate(centres, size=tuple(size), mode="bicubic", align_corners=False).clamp(0, 1)
-        return centres.unflatten(0, (lq.shape[0], k))
+        centres = bicubic_up(lq[:, self.n:self.n + k].flatten(0, 1), size[-1] // lq.shape[-1])
+        return centres.unflatten(0, (lq.shape[0], k))  # input_flows clamps before quantising
 
 
 def generate(net: nn.Module, n: int, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device,
@@ -137,11 +143,6 @@ def generate(net: nn.Module, n: int, batch: tuple[torch.Tensor, torch.Tensor], d
     with autocast():
         out = net(batch_windows).float()
     return lq, real, out[:b * k].unflatten(0, (b, k)), (out[b * k:] if pingpong else None)
-
-
-def autocaster(device: torch.device, dtype: Optional[torch.dtype]) -> Callable[[], Any]:
-    """A factory of autocast contexts (a no-op one when `dtype` is None)."""
-    return lambda: torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def gan_step(net: nn.Module, n: int, objective: GanObjective, g_opt: torch.optim.Optimizer,
@@ -173,6 +174,23 @@ def gan_step(net: nn.Module, n: int, objective: GanObjective, g_opt: torch.optim
     return step
 
 
+def load_stage_a(path: str | Path) -> nn.Module:
+    """The phase-1 model a two-stage generator starts from; any other model file is an error naming it."""
+    stage_a = load_model(path)
+    if getattr(stage_a, "arch", None) != "stage_a":
+        raise VQEError(f"{path}: expected a Stage A model, got {stage_a.arch!r}")
+    return stage_a
+
+
+def generator_groups(gen: Generator, a_lr: float, b_lr: float, offset_lr_mult: float) -> list[dict[str, Any]]:
+    """Optimiser groups of G = G_B(G_A(.)): Stage A only when `a_lr` > 0 (frozen otherwise), Stage B at `b_lr`."""
+    gen.stage_a.requires_grad_(a_lr > 0)
+    groups = gen.stage_a.param_groups(a_lr, offset_lr_mult) if a_lr > 0 else []
+    if gen.stage_b is not None:
+        groups.append({"params": list(gen.stage_b.parameters()), "lr": b_lr})
+    return groups
+
+
 def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.pt",
                   model_path: str | Path = "models/gan_evh.pt", run_dir: str | Path = "checkpoints/stage_b",
                   live_dir: Optional[str | Path] = "results/train/stage_b",
@@ -183,9 +201,7 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
     dist = distributed.setup(cfg.device)
     try:
         manifest = Manifest.load(params.synth.out_dir)
-        stage_a = load_model(stage_a_path)
-        if getattr(stage_a, "arch", None) != "stage_a":
-            raise VQEError(f"{stage_a_path}: expected a Stage A model, got {stage_a.arch!r}")
+        stage_a = load_stage_a(stage_a_path)
         torch.manual_seed(params.seed)
         gen = from_stage_a(stage_a, sb.model).to(dist.device)
         low_res = stage_a.scale > 1
@@ -205,7 +221,7 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
             final = gen
         else:
             final, phase_summary = _run_phase(
-                "stage_b", gen, params, cfg, trainable_a=trains_a, a_lr=cfg.stage_a_lr, b_lr=cfg.lr,
+                "stage_b", gen, params, cfg, a_lr=cfg.stage_a_lr, b_lr=cfg.lr,
                 weight=lambda it: adv_weight(it, cfg.warmup, cfg.ramp), run_dir=Path(run_dir),
                 live_dir=Path(live_dir) if live_dir else None, **common)
             summary.update(phase_summary)
@@ -213,7 +229,7 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
             joint = replace(cfg, iters=cfg.finetune_iters, ema=0.0, warmup=0, ramp=0)
             gen.load_state_dict(final.state_dict())
             final, summary["joint"] = _run_phase(
-                "joint", gen, params, joint, trainable_a=True, a_lr=cfg.finetune_lr, b_lr=cfg.finetune_lr,
+                "joint", gen, params, joint, a_lr=cfg.finetune_lr, b_lr=cfg.finetune_lr,
                 weight=lambda it: 1.0, run_dir=Path(run_dir) / "joint",
                 live_dir=Path(f"{live_dir}_joint") if live_dir else None, **common)
         summary.update(device=str(dist.device), processes=dist.world, threads=torch.get_num_threads(),
@@ -225,16 +241,12 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
         distributed.teardown()
 
 
-def _run_phase(name: str, gen: Generator, params: Params, cfg: GanTrainParams, *, trainable_a: bool, a_lr: float,
-               b_lr: float, weight: Callable[[int], float], run_dir: Path, live_dir: Optional[Path],
+def _run_phase(name: str, gen: Generator, params: Params, cfg: GanTrainParams, *, a_lr: float, b_lr: float, weight: Callable[[int], float], run_dir: Path, live_dir: Optional[Path],
                manifest: Manifest, dist, validator: Optional[Validator], progress: bool,
                fp_parts: tuple, discs: nn.ModuleDict) -> tuple[nn.Module, dict[str, Any]]:
     """Build optimisers, discriminators and the step for one GAN phase and run it on the shared loop."""
     sb = params.stage_b
-    gen.stage_a.requires_grad_(trainable_a)
-    groups = gen.stage_a.param_groups(a_lr, params.stage_a.train.offset_lr_mult) if trainable_a else []
-    if gen.stage_b is not None:
-        groups.append({"params": list(gen.stage_b.parameters()), "lr": b_lr})
+    groups = generator_groups(gen, a_lr, b_lr, params.stage_a.train.offset_lr_mult)
     g_params = [p for g in groups for p in g["params"]]
     g_opt = torch.optim.Adam(groups, betas=tuple(cfg.betas))
     d_opt = torch.optim.Adam(discs.parameters(), lr=cfg.d_lr, betas=tuple(cfg.betas)) if len(discs) else None
@@ -258,10 +270,6 @@ def _run_phase(name: str, gen: Generator, params: Params, cfg: GanTrainParams, *
     fp = checkpoint.fingerprint(name, *fp_parts)
     summary = fit(phase, dataset, cfg, run_dir=run_dir, seed=params.seed, fp=fp, dist=dist, live_dir=live_dir,
                   progress=progress)
-    perc = objective.perceptual
-    summary.update(perceptual=f"{perc.net} {'/'.join(perc.layers)}" if perc else "none",
-                   perceptual_fallback=perc.fallback if perc else None, discriminators=list(discs.keys()),
-                   temporal_loss=sb.loss.temporal, stage_a_trained=trainable_a,
-                   amp=str(dtype).replace("torch.", "") if dtype else "none")
+    summary.update(objective.describe(), stage_a_trained=a_lr > 0, amp=amp_name(dtype))
     return final, summary
 

@@ -50,22 +50,23 @@ class Validator:
                 self.samples.append((to_tensor(lq[window_indices(t, n, e.frames)]), to_tensor(gt[t])))
                 inputs.append(to_tensor(up[t]))
         self.lpips = lpips_model("alex", device)
+        with torch.no_grad():  # the targets' LPIPS features, computed once for every validation
+            self.gt_features = [features(self.lpips, gt.to(device)[None] * 255) for _, gt in self.samples]
         self.input_scores = self._score(inputs)
 
     def _score(self, outputs: list[torch.Tensor]) -> dict[str, float]:
         psnr, lp, feats = [], [], []
-        for out, (_, gt) in zip(outputs, self.samples):
-            out, gt = out.to(self.device)[None].clamp(0, 1), gt.to(self.device)[None]
-            psnr.append(psnr_db(out, gt))
-            fo, fg = features(self.lpips, out * 255), features(self.lpips, gt * 255)
-            lp.append(float(distance(self.lpips, fo, fg)))
-            feats.append((fo, fg) if self.consecutive else None)
+        for out, (_, gt), fg in zip(outputs, self.samples, self.gt_features):
+            out = out.to(self.device)[None].clamp(0, 1)
+            psnr.append(psnr_db(out, gt.to(self.device)[None]))
+            feats.append(features(self.lpips, out * 255))
+            lp.append(float(distance(self.lpips, feats[-1], fg)))
         scores = {"psnr": float(np.mean(psnr)), "lpips": float(np.mean(lp))}
-        if self.consecutive:
-            steps = [[float(distance(self.lpips, feats[b][k], feats[a][k])) for a, b in zip(clip[:-1], clip[1:])]
-                     for k in (0, 1) for clip in self.clips]
-            half = len(steps) // 2
-            scores["tlp"] = tlp_from_steps(np.concatenate(steps[:half]), np.concatenate(steps[half:]))
+        if self.consecutive:  # consecutive-frame LPIPS of the output and of the ground truth
+            pairs = [(a, b) for clip in self.clips for a, b in zip(clip[:-1], clip[1:])]
+            out_steps = [float(distance(self.lpips, feats[b], feats[a])) for a, b in pairs]
+            gt_steps = [float(distance(self.lpips, self.gt_features[b], self.gt_features[a])) for a, b in pairs]
+            scores["tlp"] = tlp_from_steps(np.array(out_steps), np.array(gt_steps))
         return scores
 
     @torch.inference_mode()
