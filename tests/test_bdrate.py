@@ -45,6 +45,13 @@ def test_curves_without_common_quality_give_nan():
     assert overlap([20, 22], [30, 32]) == 0 and overlap([0, 2], [1, 3]) == pytest.approx(1 / 3)
 
 
+def test_curves_whose_quality_does_not_rise_give_nan():
+    kbps, rising = [37.5, 62.5, 125.0], [27.0, 28.0, 29.5]
+    assert math.isnan(bd_rate(kbps, [27.4, 27.4, 27.6], kbps, rising))  # a flat step (seen: x265's first frames)
+    assert math.isnan(bd_rate(kbps, rising, kbps, [28.0, 27.5, 29.0]))
+    assert bd_rate(kbps, rising, kbps, rising) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_equivalent_kbps_inverts_the_anchor_curve_without_extrapolating():
     rates = np.array([25.0, 50.0, 100.0, 200.0])
     psnr = 10 * np.log10(rates)  # linear in log-rate: PCHIP is exact

@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vqe.figures import bitrate_equivalency, gan_vs_nogan, loss_spread, perception_distortion
+import vqe.figures
+from vqe.figures import (ablation_bars, bitrate_equivalency, codec_rd, gan_vs_nogan, loss_spread,
+                         perception_distortion, resilience)
 
 
 def _live(root: Path, metrics: dict[str, list[tuple[int, float]]]) -> Path:
@@ -85,3 +87,41 @@ def test_temporal_profile_strip_and_architecture(tmp_path):
     from dataclasses import asdict
 
     assert architecture(gen.config, gen.scale, asdict(DiscModel()), tmp_path / "a.png").stat().st_size > 10_000
+
+
+def _captured(monkeypatch) -> list:
+    """Figures handed to `save`, kept open for inspection (and still written)."""
+    figs, real = [], vqe.figures.save
+    monkeypatch.setattr(vqe.figures, "save", lambda fig, path: (figs.append(fig), real(fig, path))[1])
+    return figs
+
+
+def test_ablation_bars_draw_the_mean_differences_with_spreads_and_the_papers(tmp_path, monkeypatch):
+    figs = _captured(monkeypatch)
+    d = lambda m, s: {"mean": m, "spread": s}  # noqa: E731
+    summary = {"reference": "full", "seeds": [0, 1], "variants": {
+        "full": {"d_psnr": d(0, 0), "d_lpips": d(0, 0), "d_tlp": d(0, 0)},
+        "no_a": {"d_psnr": d(-0.2, 0.05), "d_lpips": d(0.01, 0.0), "d_tlp": d(0.002, 0.001)},
+        "no_b": {"d_psnr": d(0.3, 0.1), "d_lpips": d(-0.02, 0.01), "d_tlp": d(0.0, 0.0)}}}
+    assert ablation_bars(summary, tmp_path / "fig5.png", paper={"no_a": {"d_psnr": -0.2}}).stat().st_size > 10_000
+    axes = figs[0].axes
+    assert [p.get_width() for p in axes[0].patches] == pytest.approx([-0.2, 0.3])  # the reference has no bar
+    assert [p.get_width() for p in axes[1].patches] == pytest.approx([0.01, -0.02])
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["no_a", "no_b"]
+    paper = [ln for ln in axes[0].lines if ln.get_label() == "paper (reported)"]
+    assert len(paper) == 1 and list(paper[0].get_xdata()) == [-0.2]
+    assert not [ln for ln in axes[2].lines if ln.get_label() == "paper (reported)"]
+
+
+def test_codec_rd_and_resilience_figures(tmp_path, monkeypatch):
+    figs = _captured(monkeypatch)
+    rd = _rd()
+    assert codec_rd({"libx265": rd, "libsvtav1": rd}, {"input": rd["input"]}, tmp_path / "codecs.png").stat().st_size > 10_000
+    ax = figs[0].axes[0]
+    assert ax.get_title() == "libx265" and len(ax.lines) == 3  # input, ours, and input on H.264 (grey)
+    table = pd.DataFrame({"trained_kbps": ["40", "40", "all", "all"], "test_kbps": [40.0, 80.0] * 2,
+                          "psnr": [24.0, 25.0, 24.5, 25.5], "lpips": [0.5, 0.4, 0.45, 0.35]})
+    assert resilience(table, tmp_path / "res.png").stat().st_size > 10_000
+    lines = figs[1].axes[1].lines
+    assert [ln.get_label() for ln in lines] == ["trained at 40 kbps", "all bitrates"]
+    assert list(lines[1].get_ydata()) == [0.45, 0.35]

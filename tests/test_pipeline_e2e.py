@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {"full", "no_stage_b", "no_pingpong", "spatial_d", "no_ecbam", "flow_loss"}
 pytestmark = pytest.mark.e2e
 
 
@@ -60,10 +61,15 @@ def test_pipeline_produces_the_results_contract(repo):
                         "01b_baselines_lanczos.ipynb", "02_train_stage_a.ipynb", "02b_evaluate_gan_evh.ipynb",
                         "02b_evaluate_nogan.ipynb", "02b_evaluate_nogan_fast.ipynb", "02b_evaluate_stage_a.ipynb",
                         "03_train_stage_b.ipynb", "04_nogan.ipynb", "04_nogan_fast.ipynb",
-                        "06_bdrate_figures.ipynb", "07_paper_figures.ipynb", "09_table1.ipynb",
+                        "05_ablations.ipynb", "05a_ablation_stage_a_ecbam.ipynb", "05a_ablation_stage_a_no_ecbam.ipynb",
+                        *(f"05b_ablation_{v}.ipynb" for v in sorted(VARIANTS)),
+                        "06_bdrate_figures.ipynb", "07_paper_figures.ipynb", "08_generalisation.ipynb",
+                        "08a_codec_libx265.ipynb", "08b_resilience_highest.ipynb", "09_table1.ipynb",
                         "10_results_readme.ipynb"]
     page = (repo / "results" / "README.md").read_text()
     assert "# Results (profile `smoke`)" in page and "Best PSNR:" in page and "## BD-rate" in page
+    for section in ("## Ablations (Fig. 5)", "## Codec generalisation", "## Training-bitrate resilience"):
+        assert section in page
     for fig in ("fig1_architecture", "fig3_temporal_profile", "fig4_frame_strip"):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
 
@@ -121,6 +127,30 @@ def test_bdrate_and_equivalency_cover_every_method(repo):
     lines = (repo / "results" / "bitrate_equivalency.csv").read_text().splitlines()
     assert lines[0] == "metric,method,kbps,quality,equivalent_kbps,ratio" and len(lines) == 1 + 3 * 6 * 2
     for fig in ("perception_distortion", "bitrate_equivalency_psnr", "bitrate_equivalency_lpips"):
+        assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
+
+
+def test_ablations_codecs_and_resilience(repo):
+    from vqe.models import load_model
+
+    ab = json.loads((repo / "results" / "ablations.json").read_text())
+    assert ab["reference"] == "full" and ab["seeds"] == [0] and set(ab["variants"]) == VARIANTS
+    assert ab["variants"]["full"]["d_psnr"] == {"mean": 0.0, "spread": 0.0}
+    for name, v in ab["variants"].items():
+        assert all(v[m]["mean"] == v[m]["mean"] for m in ("psnr", "lpips", "tlp", "d_psnr", "d_lpips", "d_tlp")), name
+    runs = {n: json.loads((repo / "results" / "ablations" / f"{n}.json").read_text())["runs"][0] for n in VARIANTS}
+    assert runs["no_stage_b"]["iterations"] == 0 and runs["full"]["iterations"] == 2
+    assert runs["no_ecbam"]["psnr"] != runs["full"]["psnr"]  # its own Stage A
+    codecs = json.loads((repo / "results" / "codecs.json").read_text())
+    assert list(codecs) == ["libx265"] and set(codecs["libx265"]) == {"nogan_fast"}
+    hevc = json.loads((repo / "results" / "codecs" / "libx265" / "eval" / "input.json").read_text())
+    assert [r["rate_id"] for r in hevc["rates"]] == ["libx265_30k", "libx265_60k"]
+    res = json.loads((repo / "results" / "resilience.json").read_text())
+    assert list(res) == ["trained_60k", "all"] and set(res["all"]["lpips"]) == {"mean", "30k", "60k"}
+    assert list(json.loads((repo / "results" / "resilience" / "highest" / "train.json").read_text())["seconds"]) == [
+        "pretrain", "critic_1", "handoff_1"]
+    assert load_model(repo / "models" / "resilience" / "fast_highest.pt").meta["profile"] == "smoke"
+    for fig in ("fig5_ablations", "codec_generalisation", "bitrate_resilience"):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
 
 

@@ -32,3 +32,36 @@ def test_page_has_only_the_sections_whose_files_exist(tmp_path):
     assert "![rd_curves.png](figures/rd_curves.png)" in page and "comparison.png" not in page
     assert "| `stage_a` | 12 | 0.50 it/s | cpu, 2 threads |" in page
     assert "BD-rate" not in page and "Speed" not in page
+
+
+def test_ablation_codec_and_resilience_sections_read_their_numbers():
+    from vqe.results_readme import ablation_section, codecs_section, resilience_section
+
+    d = lambda m, s: {"mean": m, "spread": s}  # noqa: E731
+    ab = {"reference": "full", "seeds": [0, 1], "variants": {
+        "full": {"psnr": d(25.0, 0.1), "lpips": d(0.42, 0.01), "tlp": d(0.006, 0.0),
+                 "d_psnr": d(0.0, 0.0), "d_lpips": d(0.0, 0.0), "d_tlp": d(0.0, 0.0)},
+        "no_ecbam": {"d_psnr": d(-0.3, 0.1), "d_lpips": d(0.001, 0.002), "d_tlp": d(0.0, 0.0)}}}
+    page = "\n".join(ablation_section(ab, {"no_ecbam": {"d_psnr": -0.2}}))
+    assert "| no_ecbam | -0.300 ± 0.100 | +0.0010 ± 0.0020 | +0.0000 ± 0.0000 | PSNR -0.2 |" in page
+    assert "visible at the table's precision: no_ecbam PSNR -0.300." in page  # LPIPS +0.001 is within its spread
+    assert "PSNR 25.00 dB, LPIPS 0.4200" in page
+    bd = {"libx265": {"nogan_fast": {"bd_rate_psnr": 3.0, "bd_rate_vmaf": None, "bd_rate_lpips": -20.5}}}
+    assert "| libx265 | Fast NoGAN restorer (MobileNetV3 U-Net) | +3.0 % | — | -20.5 % |" in "\n".join(codecs_section(bd))
+    res = {"trained_37_5k": {"lpips": {"mean": 0.40, "37_5k": 0.45, "125k": 0.35}},
+           "all": {"lpips": {"mean": 0.38, "37_5k": 0.43, "125k": 0.33}}}
+    page = "\n".join(resilience_section(res))
+    assert "| trained on | 37.5k | 125k | mean |" in page and "| 37.5 kbps only | 0.4500 | 0.3500 | 0.4000 |" in page
+    assert "Mean LPIPS spans 0.3800 (all bitrates) to 0.4000 (37.5 kbps only)" in page
+
+
+def test_run_line_names_the_data_and_hardware(tmp_path):
+    from vqe.results_readme import run_line
+
+    assert run_line(tmp_path) is None
+    (tmp_path / "train").mkdir()
+    (tmp_path / "synthesis.json").write_text(json.dumps({"clips": 3, "frames": 22, "encodes": 6, "test": {
+        "a": {"kbps_target": 30.0}, "b": {"kbps_target": 62.5}}}))
+    (tmp_path / "train" / "stage_a.json").write_text(json.dumps({"device": "cpu", "threads": 2}))
+    assert run_line(tmp_path) == ("Data: 3 clips (22 frames, 6 encodes), test bitrates 30, 62.5 kbps. "
+                                  "Hardware: cpu, 2 threads (from the training summaries).")

@@ -36,15 +36,22 @@ def _oriented(metric: str, values) -> np.ndarray:
 
 def bd_rate(anchor_kbps, anchor_quality, test_kbps, test_quality, metric: str = "psnr",
             method: str = INTERPOLATION) -> float:
-    """BD-rate in percent of the test curve against the anchor curve; NaN if they do not overlap in quality."""
+    """BD-rate in percent of the test curve against the anchor curve; NaN if they do not overlap in quality,
+    or if either curve's quality does not rise strictly with its bitrate (no rate is a function of quality)."""
     qa, qt = _oriented(metric, anchor_quality), _oriented(metric, test_quality)
-    if overlap(qa, qt) == 0 or len(set(qa)) < 2 or len(set(qt)) < 2:
+    if overlap(qa, qt) == 0 or not (_rising(anchor_kbps, qa) and _rising(test_kbps, qt)):
         return math.nan
     with warnings.catch_warnings():  # the package warns on a small overlap; we report the overlap itself
         warnings.simplefilter("ignore")
         value = bjontegaard.bd_rate(np.asarray(anchor_kbps, float), qa, np.asarray(test_kbps, float), qt,
                                     method=method, require_matching_points=False, min_overlap=0)
     return float(value)
+
+
+def _rising(kbps, quality) -> bool:
+    """Whether quality rises strictly with bitrate (what the interpolation of rate in quality needs)."""
+    order = np.argsort(np.asarray(kbps, float))
+    return len(order) >= 2 and bool(np.all(np.diff(np.asarray(quality, float)[order]) > 0))
 
 
 def overlap(a, b) -> float:

@@ -370,6 +370,98 @@ class FastParams(NoGanParams):
 
 
 @dataclass
+class AblationVariant:
+    """One ablation: which ablation Stage A it builds on, and dotlist overrides of the phase-2 params."""
+
+    stage_a: str = "ecbam"  # a key of `ablation.stage_as`
+    set: list[str] = field(default_factory=list)  # e.g. ["stage_b.loss.pp=0"]
+
+
+@dataclass
+class AblationParams:
+    """The ablation study (§IV-D, Fig. 5): every variant at one reduced budget, the full model included,
+    from fresh Stage A runs (one per Stage A variant and seed), scored on consecutive test frames."""
+
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    stage_a_iters: int = 2000
+    stage_b_iters: int = 2000
+    warmup: int = 500  # phase-2 warm-up and ramp of lambda_adv at this budget
+    ramp: int = 500
+    eval_frames: int = 16  # consecutive frames from the middle of each test clip, at eval.main_kbps
+    # Both maps come from conf/ablation/default.yaml: a dataclass default would be merged into, not
+    # replaced by, a params.yaml that lists fewer entries.
+    stage_as: dict[str, list[str]] = field(default_factory=dict)  # Stage A variant -> overrides of stage_a
+    variants: dict[str, AblationVariant] = field(default_factory=dict)
+
+    def validate(self, key: str = "ablation") -> None:
+        _require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), f"{key}.seeds",
+                 "needs distinct seeds")
+        for k in ("stage_a_iters", "stage_b_iters"):
+            _require(getattr(self, k) >= 1, f"{key}.{k}", "must be >= 1")
+        _require(self.warmup >= 0 and self.ramp >= 0, key, "warmup and ramp must be >= 0")
+        _require(self.eval_frames >= 2, f"{key}.eval_frames", "must be >= 2 (tLP needs consecutive pairs)")
+        _require(not self.variants or "full" in self.variants, f"{key}.variants",
+                 "needs a 'full' variant (the reference)")
+        for name, v in self.variants.items():
+            _require(v.stage_a in self.stage_as, f"{key}.variants.{name}.stage_a",
+                     f"{v.stage_a!r} is not one of ablation.stage_as {sorted(self.stage_as)}")
+        for name, sets in [*self.stage_as.items(), *((n, v.set) for n, v in self.variants.items())]:
+            for s in sets:
+                _require("=" in s, f"{key}: {name}", f"override {s!r} is not of the form key=value")
+
+
+@dataclass
+class CodecParams:
+    """Codec generalisation (SUPERVEGAN §V): models trained on H.264, tested on other codecs' encodes
+    of the test clips at the same target bitrates."""
+
+    codecs: list[str] = field(default_factory=lambda: ["libx265", "libvpx-vp9", "libsvtav1"])
+    methods: list[str] = field(default_factory=lambda: ["input", "gan_evh", "nogan_fast"])
+    bitrates_kbps: Optional[list[float]] = None  # None = synth.bitrates_kbps
+    max_frames: Optional[int] = None  # None = eval.max_frames
+    skip_frames: int = 0  # score from this frame on: past the rate control's start-up (x265 starts flat)
+
+    def validate(self, key: str = "codecs") -> None:
+        for c in self.codecs:
+            _require(c in CODECS, f"{key}.codecs", f"unknown codec {c!r}; use some of {CODECS}")
+        _require(len(self.methods) > 0, f"{key}.methods", "empty")
+        _require(self.bitrates_kbps is None or (len(self.bitrates_kbps) > 0 and all(b > 0 for b in self.bitrates_kbps)),
+                 f"{key}.bitrates_kbps", "must be positive bitrates")
+        _require(self.max_frames is None or self.max_frames >= 2, f"{key}.max_frames", "must be >= 2")
+        _require(self.skip_frames >= 0, f"{key}.skip_frames", "must be >= 0")
+
+
+@dataclass
+class ResilienceParams:
+    """Training-bitrate resilience (SUPERVEGAN §V-F): the fast restorer (`nogan_fast`, same schedule)
+    trained on the encodes of one bitrate only, for each of `train_at`, and tested at every bitrate."""
+
+    train_at: list[str] = field(default_factory=lambda: ["lowest", "highest"])  # or test bitrates, e.g. "62.5"
+
+    def validate(self, key: str = "resilience") -> None:
+        _require(len(self.train_at) > 0 and len(set(self.train_at)) == len(self.train_at), f"{key}.train_at",
+                 "needs distinct entries")
+        for which in self.train_at:
+            _require(which in ("lowest", "highest") or _is_number(which), f"{key}.train_at",
+                     f"{which!r} is not lowest, highest or a bitrate")
+
+    def kbps(self, which: str, bitrates: list[float]) -> float:
+        """The bitrate `which` names among the test bitrates."""
+        if which not in self.train_at:
+            raise VQEError(f"parameter resilience.train_at: {which!r} is not one of {self.train_at}")
+        if which in ("lowest", "highest"):
+            return (min if which == "lowest" else max)(bitrates)
+        _require(float(which) in bitrates, "resilience.train_at", f"{which} is not one of synth.bitrates_kbps {bitrates}")
+        return float(which)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+@dataclass
 class Params:
     profile_name: str = "tiny"
     seed: int = 0
@@ -379,6 +471,9 @@ class Params:
     stage_b: StageBParams = field(default_factory=StageBParams)
     nogan: NoGanParams = field(default_factory=NoGanParams)
     nogan_fast: FastParams = field(default_factory=FastParams)
+    ablation: AblationParams = field(default_factory=AblationParams)
+    codecs: CodecParams = field(default_factory=CodecParams)
+    resilience: ResilienceParams = field(default_factory=ResilienceParams)
 
     def validate(self) -> "Params":
         self.synth.validate()
@@ -387,12 +482,17 @@ class Params:
         self.stage_b.validate()
         self.nogan.validate("nogan")
         self.nogan_fast.validate("nogan_fast")
+        self.ablation.validate()
+        self.codecs.validate()
+        self.resilience.validate()
         if self.stage_a.model.mode == "sra":
             _require(self.stage_a.train.patch % self.synth.scale == 0, "stage_a.train.patch",
                      f"{self.stage_a.train.patch} is not divisible by synth.scale={self.synth.scale}")
         if self.synth.crf is None:
             _require(self.eval.main_kbps in self.synth.bitrates_kbps, "eval.main_kbps",
                      f"{self.eval.main_kbps:g} is not one of synth.bitrates_kbps {self.synth.bitrates_kbps}")
+            for which in self.resilience.train_at:
+                self.resilience.kbps(which, self.synth.bitrates_kbps)
         return self
 
 

@@ -76,6 +76,26 @@ def model_method(model: "torch.nn.Module", manifest: Manifest, *, batch: int = 4
     return run
 
 
+def method_by_name(name: str, manifest: Manifest, params: EvalParams, models_dir: str | Path = "models") -> Method:
+    """A baseline by its name (`input`, `lanczos`, `deblock`), or the trained model `<models_dir>/<name>.pt`."""
+    from functools import partial
+
+    from vqe.baselines import run_baseline
+    from vqe.config import BASELINES
+
+    if name in BASELINES:
+        return partial(run_baseline, name, manifest, deblock_filter=params.deblock_filter)
+    path = Path(models_dir) / f"{name}.pt"
+    if not path.is_file():
+        raise VQEError(f"{path}: no baseline or trained model named {name!r}")
+    from vqe.metrics.fidelity import resolve_device
+    from vqe.models import load_model
+
+    device = resolve_device(None if params.device == "auto" else params.device)
+    return model_method(load_model(path, device), manifest, batch=params.batch, device=device,
+                        max_frames=params.max_frames)
+
+
 def sample_clip(manifest: Manifest) -> str:
     """The test clip whose middle frame at the main bitrate is kept for visual comparisons."""
     return sorted({e.clip for e in manifest.select("test")})[0]

@@ -336,3 +336,79 @@ def architecture(config: dict, scale: int, disc: dict, path: str | Path) -> Path
     ax.set_title("GAN-EVH generator G = G_B(G_A(X_{t−N:t+N})) as configured (Stage A: blue, Stage B: green)",
                  fontsize=9)
     return save(fig, path)
+
+
+ABLATION_BARS = (("d_psnr", "ΔPSNR (dB) ↑"), ("d_lpips", "ΔLPIPS ↓"), ("d_tlp", "ΔtLP ↓"))
+
+
+def ablation_bars(summary: dict, path: str | Path, paper: Optional[dict[str, dict[str, float]]] = None) -> Path:
+    """Fig. 5: each variant's change of PSNR, LPIPS and tLP against the full model (mean over seeds,
+    error bars = spread), with the paper's reported changes as hollow markers where it gives them."""
+    names = [n for n in summary["variants"] if n != summary["reference"]]
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(1, len(ABLATION_BARS), figsize=(4.4 * len(ABLATION_BARS), 3.8))
+    y = np.arange(len(names))
+    for ax, (key, label) in zip(axes, ABLATION_BARS):
+        means = [summary["variants"][n][key]["mean"] for n in names]
+        errs = [summary["variants"][n][key]["spread"] for n in names]
+        colors = ["tab:green" if (m > 0) == (key == "d_psnr") else "tab:red" for m in means]
+        ax.barh(y, means, xerr=errs, color=colors, alpha=0.8, capsize=3)
+        marks = [(paper[n][key], i) for i, n in enumerate(names) if paper and key in paper.get(n, {})]
+        if marks:
+            ax.plot(*zip(*marks), marker="D", mfc="none", mec="black", ls="none", label="paper (reported)")
+        ax.axvline(0, color="0.3", lw=1)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(4))
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
+        ax.set_yticks(y, names if ax is axes[0] else [""] * len(names))
+        ax.set(xlabel=label)
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(fontsize=7)
+    seeds = len(summary["seeds"])
+    fig.suptitle(f"Ablations against the full model (mean over {seeds} seed{'s' * (seeds > 1)}, bars = spread)")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def codec_rd(rd: dict[str, dict[str, pd.DataFrame]], h264: dict[str, pd.DataFrame], path: str | Path,
+             panels: tuple[tuple[str, str], ...] = (("psnr", "PSNR (dB) ↑"), ("lpips", "LPIPS ↓"))) -> Path:
+    """Codec generalisation: one column per codec, quality against bitrate; dashed = the plain decode,
+    solid = the H.264-trained models on that codec's input; grey = the same on H.264 input."""
+    from vqe.report import display_name
+
+    sns.set_theme(style="whitegrid")
+    codecs = list(rd)
+    fig, axes = plt.subplots(len(panels), len(codecs), figsize=(max(4.2 * len(codecs), 6.4), 3.2 * len(panels) + 1),
+                             squeeze=False, sharey="row")
+    colors = dict(zip(sorted({m for c in codecs for m in rd[c]}), sns.color_palette()))
+    for j, codec in enumerate(codecs):
+        for i, (col, label) in enumerate(panels):
+            ax = axes[i, j]
+            for method, data in rd[codec].items():
+                ls = "--" if method == "input" else "-"
+                name = "plain decode (bicubic up-scaled)" if method == "input" else display_name(method)
+                ax.plot(data["kbps"], data[col], ls=ls, marker="o", color=colors[method], label=name)
+                if method in h264:
+                    ax.plot(h264[method]["kbps"], h264[method][col], ls=ls, color="0.6", lw=1,
+                            label=f"{name}, on H.264 input")
+            ax.set(xlabel="actual bitrate (kbps)", ylabel=label if j == 0 else None,
+                   title=codec if i == 0 else None)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle("Models trained on H.264, tested on other codecs")
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * len(labels) / 2, 1, 1))
+    return save(fig, path)
+
+
+def resilience(table: pd.DataFrame, path: str | Path, metrics: tuple[str, ...] = ("psnr", "lpips")) -> Path:
+    """Training-bitrate resilience: each model's quality at every test bitrate, one line per training bitrate."""
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6))
+    for ax, metric in zip(np.atleast_1d(axes), metrics):
+        for trained, rows in table.groupby("trained_kbps", sort=False):
+            label = "all bitrates" if trained == "all" else f"trained at {trained} kbps"
+            ax.plot(rows["test_kbps"], rows[metric], marker="o", ls=":" if trained == "all" else "-", label=label)
+        ax.set(xlabel="test bitrate (kbps)", ylabel=f"{metric.upper()} {'↓' if metric == 'lpips' else '↑'}")
+    np.atleast_1d(axes)[-1].legend(fontsize=7)
+    fig.suptitle("Training-bitrate resilience (the fast restorer)")
+    fig.tight_layout()
+    return save(fig, path)

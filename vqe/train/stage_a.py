@@ -50,7 +50,9 @@ def amp_name(dtype: Optional[torch.dtype]) -> str:
 def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt",
                   run_dir: str | Path = "checkpoints/stage_a", live_dir: Optional[str | Path] = "results/train/stage_a",
                   summary_path: Optional[str | Path] = "results/train/stage_a.json",
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, validate: bool = True) -> dict[str, Any]:
+    """Phase 1; exports the model (EMA weights when `ema` > 0). `validate=False` skips validation
+    (the ablation study scores its runs itself)."""
     cfg, mcfg = params.stage_a.train, params.stage_a.model
     dist = distributed.setup(cfg.device)
     try:
@@ -80,7 +82,7 @@ def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt
 
         final = ema.module if ema is not None else model
         validator = Validator(manifest, mcfg.n, low_res=low_res, kbps=validation_kbps(params), frames=cfg.val_frames,
-                              device=dist.device) if dist.main else None
+                              device=dist.device) if dist.main and validate else None
         modules = {"model": model, **({"ema": ema} if ema is not None else {})}
         phase = Phase("stage_a", modules, {"adam": opt}, {"cosine": sched}, step,
                       validate=(lambda: validator(final)) if validator else None)

@@ -195,8 +195,9 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
                   model_path: str | Path = "models/gan_evh.pt", run_dir: str | Path = "checkpoints/stage_b",
                   live_dir: Optional[str | Path] = "results/train/stage_b",
                   summary_path: Optional[str | Path] = "results/train/stage_b.json",
-                  progress: bool = True) -> dict[str, Any]:
-    """Phase 2 (and the optional joint fine-tune); exports the full generator to `model_path`."""
+                  progress: bool = True, validate: bool = True) -> dict[str, Any]:
+    """Phase 2 (and the optional joint fine-tune); exports the full generator to `model_path`.
+    `validate=False` skips validation (the ablation study scores its runs itself)."""
     sb, cfg = params.stage_b, params.stage_b.train
     dist = distributed.setup(cfg.device)
     try:
@@ -206,7 +207,7 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
         gen = from_stage_a(stage_a, sb.model).to(dist.device)
         low_res = stage_a.scale > 1
         validator = Validator(manifest, gen.n, low_res=low_res, kbps=validation_kbps(params), frames=cfg.val_frames,
-                              device=dist.device, consecutive=True) if dist.main else None
+                              device=dist.device, consecutive=True) if dist.main and validate else None
         summary: dict[str, Any] = {"val_input": validator.input_scores if validator else {},
                                    "val_stage_a": validator(gen.stage_a) if validator else {}}
         common = dict(manifest=manifest, dist=dist, validator=validator, progress=progress,

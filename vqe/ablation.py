@@ -1,0 +1,170 @@
+"""The ablation study (main paper §IV-D, Fig. 5): each variant retrained at one reduced budget.
+
+A variant is a Stage A variant (`ablation.stage_as`: e.g. without ECBAM) plus dotlist overrides of
+the phase-2 parameters (`ablation.variants`: no Stage B, no ping-pong, spatial D only, flow loss).
+For every seed, each Stage A variant is trained once (`train_stage_as`), each phase-2 variant on top
+of it (`run_variant`), and the result is scored on consecutive frames of the test clip(s) at the
+main bitrate: PSNR, LPIPS and tLP, the three bars of Fig. 5. `summarise` pairs every variant with the
+full model of the same seed and reports the mean and spread of the differences over seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from vqe.atomic import write_json
+from vqe.config import Params, params_from_dict
+from vqe.data.manifest import Manifest
+from vqe.errors import VQEError
+from vqe.metrics.fidelity import resolve_device
+from vqe.models import load_model
+from vqe.train.validate import Validator
+
+METRICS = ("psnr", "lpips", "tlp")
+
+# The changes the main paper reports in §IV-D against its full model (its Fig. 5 has no numbers):
+# no Stage B +1.1 dB; no ping-pong LPIPS +0.02; spatial D only -0.2 dB and LPIPS +0.015; no ECBAM -0.2 dB.
+PAPER_DELTAS = {"no_stage_b": {"d_psnr": 1.1}, "no_pingpong": {"d_lpips": 0.02},
+                "spatial_d": {"d_psnr": -0.2, "d_lpips": 0.015}, "no_ecbam": {"d_psnr": -0.2}}
+
+
+def with_overrides(params: Params, overrides: list[str], origin: str) -> Params:
+    """`params` with dotlist overrides applied and validated (errors name `origin`)."""
+    base = OmegaConf.create(asdict(params))
+    try:
+        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as e:
+        raise VQEError(f"{origin}: bad override in {overrides}: {e}") from None
+    return params_from_dict(OmegaConf.to_container(merged, resolve=True), origin=origin)  # type: ignore[arg-type]
+
+
+def budget(params: Params, seed: int) -> list[str]:
+    """The reduced budget every variant shares: iterations, warm-up, seed, and no validation runs."""
+    ab = params.ablation
+    return [f"seed={seed}", f"stage_a.train.iters={ab.stage_a_iters}", f"stage_b.train.iters={ab.stage_b_iters}",
+            f"stage_b.train.warmup={ab.warmup}", f"stage_b.train.ramp={ab.ramp}",
+            f"stage_a.train.ckpt_every={max(1, ab.stage_a_iters // 4)}",
+            f"stage_b.train.ckpt_every={max(1, ab.stage_b_iters // 4)}"]
+
+
+def stage_a_params(params: Params, name: str, seed: int) -> Params:
+    """The parameters of Stage A variant `name` at the ablation budget for `seed`."""
+    if name not in params.ablation.stage_as:
+        raise VQEError(f"ablation.stage_as: no Stage A variant {name!r} (have {sorted(params.ablation.stage_as)})")
+    return with_overrides(params, budget(params, seed) + list(params.ablation.stage_as[name]),
+                          f"ablation.stage_as.{name}")
+
+
+def variant_params(params: Params, name: str, seed: int) -> Params:
+    """The parameters of variant `name`: its Stage A variant's, then its own phase-2 overrides."""
+    if name not in params.ablation.variants:
+        raise VQEError(f"ablation.variants: no variant {name!r} (have {sorted(params.ablation.variants)})")
+    v = params.ablation.variants[name]
+    return with_overrides(stage_a_params(params, v.stage_a, seed), list(v.set), f"ablation.variants.{name}")
+
+
+def stage_a_path(models_dir: str | Path, name: str, seed: int) -> Path:
+    return Path(models_dir) / f"stage_a_{name}" / f"seed{seed}.pt"
+
+
+def train_stage_as(params: Params, name: str, models_dir: str | Path = "models/ablation",
+                   run_dir: str | Path = "checkpoints/ablation", progress: bool = True) -> list[dict[str, Any]]:
+    """Train Stage A variant `name` once per seed; returns each run's summary."""
+    from vqe.train.stage_a import train_stage_a
+
+    summaries = []
+    for seed in params.ablation.seeds:
+        p = stage_a_params(params, name, seed)
+        t0 = time.perf_counter()
+        s = train_stage_a(p, model_path=stage_a_path(models_dir, name, seed),
+                          run_dir=Path(run_dir) / f"stage_a_{name}" / f"seed{seed}", live_dir=None,
+                          summary_path=None, progress=progress, validate=False)
+        summaries.append({"seed": seed, "seconds": time.perf_counter() - t0, "iterations": s.get("iterations")})
+    return summaries
+
+
+def scorer(params: Params, manifest: Manifest, n: int, low_res: bool, device: torch.device) -> Validator:
+    """PSNR, LPIPS and tLP on `eval_frames` consecutive frames of the test clip(s) at the main bitrate."""
+    return Validator(manifest, n, low_res=low_res, kbps=params.eval.main_kbps, frames=params.ablation.eval_frames,
+                     device=device, split="test", consecutive=True)
+
+
+def run_variant(params: Params, name: str, models_dir: str | Path = "models/ablation",
+                out_path: str | Path = "results/ablations/full.json",
+                run_dir: str | Path = "checkpoints/ablation", progress: bool = True) -> dict[str, Any]:
+    """Train variant `name` for every seed on its Stage A variant, score it, write `out_path`."""
+    from vqe.train.stage_b import train_stage_b
+
+    manifest = Manifest.load(params.synth.out_dir)
+    device = resolve_device(None if params.eval.device == "auto" else params.eval.device)
+    runs, score = [], None
+    for seed in params.ablation.seeds:
+        p = variant_params(params, name, seed)
+        a_path = stage_a_path(models_dir, params.ablation.variants[name].stage_a, seed)
+        if not a_path.is_file():
+            raise VQEError(f"{a_path}: Stage A of ablation variant {name!r} not found; run its ablation_stage_a stage")
+        model_path = Path(run_dir) / name / f"seed{seed}" / "model.pt"
+        t0 = time.perf_counter()
+        summary = train_stage_b(p, stage_a_path=a_path, model_path=model_path, run_dir=model_path.parent,
+                                live_dir=None, summary_path=None, progress=progress, validate=False)
+        seconds = time.perf_counter() - t0
+        model = load_model(model_path, device)
+        if score is None:
+            score = scorer(p, manifest, model.n, model.scale > 1, device)
+        runs.append({"seed": seed, **score(model), "train_seconds": seconds,
+                     "iterations": summary.get("iterations", 0)})
+    assert score is not None
+    result = {"variant": name, "stage_a": params.ablation.variants[name].stage_a,
+              "overrides": list(params.ablation.variants[name].set), "input": score.input_scores, "runs": runs}
+    write_json(out_path, result)
+    return result
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Mean and spread (half the range: with two seeds, each run is mean +- spread) of `values`."""
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()), "spread": float((a.max() - a.min()) / 2)}
+
+
+def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per variant: the absolute scores, and their differences from the full model of the same seed."""
+    if "full" not in results:
+        raise VQEError("ablation results: the 'full' reference variant is missing")
+    full = {r["seed"]: r for r in results["full"]["runs"]}
+    out: dict[str, Any] = {"reference": "full", "seeds": sorted(full), "variants": {}}
+    for name, res in results.items():
+        runs = [r for r in res["runs"] if r["seed"] in full]
+        if len(runs) != len(full):
+            raise VQEError(f"ablation variant {name!r}: seeds {[r['seed'] for r in res['runs']]} "
+                           f"do not match the full model's {sorted(full)}")
+        out["variants"][name] = {
+            **{m: spread([r[m] for r in runs]) for m in METRICS},
+            **{f"d_{m}": spread([r[m] - full[r['seed']][m] for r in runs]) for m in METRICS},
+            "train_seconds": float(sum(r["train_seconds"] for r in runs))}
+    return out
+
+
+def load_results(folder: str | Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """`<folder>/<variant>.json` for each variant, in the given order."""
+    results = {}
+    for name in names:
+        path = Path(folder) / f"{name}.json"
+        if not path.is_file():
+            raise VQEError(f"{path}: ablation result not found; run the ablation@{name} stage")
+        results[name] = json.loads(path.read_text())
+    return results
+
+
+def write_summary(results: dict[str, dict[str, Any]], path: str | Path = "results/ablations.json") -> dict[str, Any]:
+    """`results/ablations.json` (DVC metrics): `summarise` of the variant results."""
+    summary = summarise(results)
+    write_json(path, summary)
+    return summary
