@@ -65,6 +65,12 @@ def bdrate_reading(bd: dict[str, Any]) -> str:
     return "Largest saving at equal quality — " + "; ".join(parts) + "."
 
 
+def _bd_cells(row: dict[str, Any]) -> str:
+    """A BD-rate table's PSNR | VMAF | LPIPS cells ("—" where the curves cannot be compared)."""
+    return " | ".join("—" if row.get(f"bd_rate_{m}") is None else f"{row[f'bd_rate_{m}']:+.1f} %"
+                      for m in ("psnr", "vmaf", "lpips"))
+
+
 def run_line(root: Path) -> Optional[str]:
     """The data and the hardware behind the numbers, from the synthesis and training summaries."""
     synth, train = _load(root / "synthesis.json"), _load(root / "train" / "stage_a.json")
@@ -99,13 +105,11 @@ def ablation_section(ab: dict[str, Any], paper: dict[str, dict[str, float]]) -> 
 
 def codecs_section(bd: dict[str, Any]) -> list[str]:
     """BD-rate per codec against that codec's own decode."""
-    fmt = lambda v: "—" if v is None else f"{v:+.1f} %"  # noqa: E731
     out = ["## Codec generalisation — models trained on H.264", "",
            "BD-rate against the plain decode of the same codec (negative = fewer bits at equal quality).", "",
            "| codec | method | PSNR | VMAF | LPIPS |", "|---|---|---|---|---|"]
     for codec, table in bd.items():
-        out += [f"| {codec} | {display_name(m)} | {fmt(r.get('bd_rate_psnr'))} | {fmt(r.get('bd_rate_vmaf'))} | "
-                f"{fmt(r.get('bd_rate_lpips'))} |" for m, r in table.items()]
+        out += [f"| {codec} | {display_name(m)} | {_bd_cells(r)} |" for m, r in table.items()]
     return out + [""]
 
 
@@ -155,10 +159,7 @@ def build(results_dir: str | Path, profile: str, main_kbps: float) -> str:
         out += ["## BD-rate against the compressed input", "",
                 f"Interpolation `{bd['interpolation']}` in log-rate; negative = fewer bits at equal quality.", "",
                 "| Method | PSNR | VMAF | LPIPS |", "|---|---|---|---|"]
-        fmt = lambda v: "—" if v is None else f"{v:+.1f} %"  # noqa: E731
-        out += [f"| {display_name(m)} | {fmt(r.get('bd_rate_psnr'))} | {fmt(r.get('bd_rate_vmaf'))} | "
-                f"{fmt(r.get('bd_rate_lpips'))} |" for m in ordered_methods(bd["methods"])
-                for r in [bd["methods"][m]]]
+        out += [f"| {display_name(m)} | {_bd_cells(bd['methods'][m])} |" for m in ordered_methods(bd["methods"])]
         out += ["", bdrate_reading(bd), "", "Per bitrate: [bitrate_equivalency.csv](bitrate_equivalency.csv).", ""]
     for name, title in (("temporal.md", "Temporal consistency"), ("stage_dissection.md", "Stage dissection")):
         if (root / name).is_file():
