@@ -45,12 +45,14 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=None, help="windows per forward pass (default as `vqe enhance`)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args()
     params = load_params(args.params)
     device = resolve_device(None if args.device == "auto" else args.device)
+    if args.batch is None:
+        args.batch = 1 if device.type == "cpu" else 4
     manifest = Manifest.load(params.synth.out_dir)
     clip = sample_clip(manifest)
     entry = next(e for e in manifest.select("test") if e.clip == clip and e.kbps_target == params.eval.main_kbps)
@@ -72,7 +74,7 @@ def main() -> None:
     out_size = manifest.gt(clip)[0].shape
     result = {
         "clip": clip, "rate_id": entry.rate_id, "frames": args.frames, "output": f"{out_size[1]}x{out_size[0]}",
-        "device": str(device), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "device": str(device), "batch": args.batch, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
         "fps": {name: statistics.median(t[1:]) for name, t in times.items()},
         "fps_runs": {name: t[1:] for name, t in times.items()},

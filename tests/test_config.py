@@ -72,6 +72,14 @@ def test_main_bitrate_must_be_a_test_bitrate():
         params_from_dict(data)
 
 
+@pytest.mark.parametrize("key", ["batch", "enhance_batch"])
+def test_eval_batches_must_be_positive(key):
+    data = _tiny()
+    data["eval"][key] = 0
+    with pytest.raises(VQEError, match=f"eval.{key}"):
+        params_from_dict(data)
+
+
 def test_clip_needs_its_source_field():
     data = _tiny()
     data["synth"]["clips"][0].pop("file")

@@ -209,6 +209,29 @@ def test_a_span_is_restored_exactly_as_in_the_whole_clip(start, count):
         restore_span(model, frames, 7, 3)
 
 
+class Counting(Weighted):
+    """`Weighted`, counting the windows it is given."""
+
+    windows = 0
+
+    def forward(self, x):
+        self.windows += len(x)
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("start,stop,batch", [(0, 4, 3), (3, 7, 2), (5, 9, 4), (0, None, 4), (8, 8, 1)])
+def test_start_stop_compute_only_their_own_windows(start, stop, batch):
+    frames = textured(9, 16, 24, seed=4)
+    model = Counting([0.05, 0.1, 0.5, 0.15, 0.2])
+    out = list(enhance_frames(model, frames, batch=batch, start=start, stop=stop))
+    expected = reference(model, frames)[start:stop]
+    assert len(out) == len(expected) == model.windows - len(frames)  # `reference` ran all 9 windows
+    if out:
+        np.testing.assert_array_equal(np.stack(out), expected)
+    with pytest.raises(VQEError, match="start/stop"):
+        list(enhance_frames(model, frames, start=4, stop=2))
+
+
 def test_streams_its_input():
     frames = textured(20, 8, 8, seed=2)
     n, batch = 2, 3

@@ -106,7 +106,10 @@ class EvalParams:
     baselines: list[str] = field(default_factory=lambda: ["input", "lanczos", "deblock"])
     deblock_filter: str = "deblock=filter=strong:block=4"  # FFmpeg filter applied at decoded resolution
     vmaf: bool = True
-    batch: int = 8
+    batch: int = 8  # frames per metric pass (LPIPS, SSIM)
+    # Windows per forward pass of a model under evaluation. On the CPU one window at a time is ~2x faster
+    # per frame than 8 (the activations stay in cache); on a GPU larger batches pay.
+    enhance_batch: int = 1
     max_frames: Optional[int] = None  # evaluate on the first N frames only (None = all)
     device: str = "auto"
 
@@ -115,6 +118,7 @@ class EvalParams:
         for b in self.baselines:
             _require(b in BASELINES, "eval.baselines", f"unknown baseline {b!r}; use some of {BASELINES}")
         _require(self.batch >= 1, "eval.batch", "must be >= 1")
+        _require(self.enhance_batch >= 1, "eval.enhance_batch", "must be >= 1")
 
 
 MODES = ("pp", "sra")

@@ -41,8 +41,11 @@ def model_geometry(model: torch.nn.Module) -> tuple[int, int]:
 
 def enhance_frames(model: torch.nn.Module, frames: Iterable[np.ndarray], *, batch: int = 4,
                    device: str | torch.device = "cpu", tile: Optional[int] = None, tile_overlap: int = 16,
-                   amp: bool = False) -> Iterator[np.ndarray]:
+                   amp: bool = False, start: int = 0, stop: Optional[int] = None) -> Iterator[np.ndarray]:
     """Enhance a stream of frames; yields one uint8 (H*scale, W*scale, 3) frame per input frame, in order.
+
+    With `start`/`stop`, only frames start..stop-1 are enhanced and yielded; the others are read as
+    window context only, so a span costs exactly its own windows.
 
     Frame t is computed from the window of frames clamp(t-n .. t+n) (the first and last frames are
     repeated at the ends of the clip). Input frames are consumed lazily and at most 2n+batch of
@@ -63,8 +66,11 @@ def enhance_frames(model: torch.nn.Module, frames: Iterable[np.ndarray], *, batc
         raise VQEError(f"tile must be a positive integer (input pixels) or None, got {tile!r}")
     if not _is_int(tile_overlap) or tile_overlap < 0:
         raise VQEError(f"tile_overlap must be a non-negative integer, got {tile_overlap!r}")
+    if not _is_int(start) or start < 0 or (stop is not None and (not _is_int(stop) or stop < start)):
+        raise VQEError(f"start/stop must be integers with 0 <= start <= stop, got {start!r}/{stop!r}")
     return _enhance(model, iter(frames), n, scale, int(batch), torch.device(device),
-                    None if tile is None else int(tile), int(tile_overlap), amp)
+                    None if tile is None else int(tile), int(tile_overlap), amp, int(start),
+                    None if stop is None else int(stop))
 
 
 def restore_span(model: torch.nn.Module, frames: np.ndarray, start: int, count: int, **kwargs: Any) -> np.ndarray:
@@ -74,8 +80,8 @@ def restore_span(model: torch.nn.Module, frames: np.ndarray, start: int, count: 
     if not 0 <= start < start + count <= len(frames):
         raise VQEError(f"frames {start}..{start + count - 1} are outside a clip of {len(frames)} frames")
     first, last = max(0, start - n), min(len(frames), start + count + n)
-    out = list(enhance_frames(model, frames[first:last], **kwargs))
-    return np.stack(out[start - first:start - first + count])
+    return np.stack(list(enhance_frames(model, frames[first:last], start=start - first,
+                                        stop=start - first + count, **kwargs)))
 
 
 def _is_int(value: Any) -> bool:
@@ -83,24 +89,27 @@ def _is_int(value: Any) -> bool:
 
 
 def _enhance(model: torch.nn.Module, source: Iterator[np.ndarray], n: int, scale: int, batch: int,
-             device: torch.device, tile: Optional[int], tile_overlap: int, amp: bool) -> Iterator[np.ndarray]:
+             device: torch.device, tile: Optional[int], tile_overlap: int, amp: bool, t: int,
+             end: Optional[int]) -> Iterator[np.ndarray]:
     use_amp = amp and device.type == "cuda"
     # frame index -> (3, H, W) uint8 on device; a copy, since a source may reuse its arrays
     buffer: dict[int, torch.Tensor] = {}
     shape: Optional[tuple[int, ...]] = None
-    count, exhausted, t = 0, False, 0
+    count, exhausted = 0, False
     while True:
-        # read ahead until the windows of frames t .. t+batch-1 are complete (or the clip ends)
-        while not exhausted and count <= t + batch - 1 + n:
+        limit = t + batch if end is None else min(t + batch, end)
+        # read ahead until the windows of frames t .. limit-1 are complete (or the clip ends)
+        while not exhausted and count <= limit - 1 + n:
             try:
                 frame = next(source)
             except StopIteration:
                 exhausted = True
                 break
             shape = _check_frame(frame, count, shape)
-            buffer[count] = torch.from_numpy(np.array(frame)).to(device).permute(2, 0, 1)  # own copy
+            if count >= t - n:  # frames before the first window are never needed
+                buffer[count] = torch.from_numpy(np.array(frame)).to(device).permute(2, 0, 1)  # own copy
             count += 1
-        stop = min(t + batch, count) if exhausted else t + batch
+        stop = min(limit, count) if exhausted else limit
         if stop <= t:
             return
         windows = [[buffer[min(max(u + k, 0), count - 1)] for k in range(-n, n + 1)] for u in range(t, stop)]

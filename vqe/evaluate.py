@@ -63,15 +63,12 @@ def model_method(model: "torch.nn.Module", manifest: Manifest, *, batch: int = 4
     bicubic up-scaled decode (the `input` row), exactly what they were trained on. With `max_frames`
     only the first frames are enhanced (their windows still see the real following frames).
     """
-    from itertools import islice
-
     from vqe.enhance import enhance_frames
 
     def run(entry: EncodeEntry) -> np.ndarray:
         frames = manifest.lq(entry, low_res=model.scale > 1)
         count = min(max_frames or len(frames), len(frames))
-        stream = enhance_frames(model, frames[:count + model.n], batch=batch, device=device)
-        return np.stack(list(islice(stream, count)))
+        return np.stack(list(enhance_frames(model, frames[:count + model.n], batch=batch, device=device, stop=count)))
 
     return run
 
@@ -92,7 +89,7 @@ def method_by_name(name: str, manifest: Manifest, params: EvalParams, models_dir
     from vqe.models import load_model
 
     device = resolve_device(None if params.device == "auto" else params.device)
-    return model_method(load_model(path, device), manifest, batch=params.batch, device=device,
+    return model_method(load_model(path, device), manifest, batch=params.enhance_batch, device=device,
                         max_frames=params.max_frames)
 
 
