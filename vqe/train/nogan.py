@@ -37,7 +37,6 @@ from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
 from vqe.errors import VQEError
 from vqe.fetch import sha256sum
-from vqe.models import on_device
 from vqe.models.discriminator import build_discriminators
 from vqe.models.fast import FastRestorer
 from vqe.models.generator import from_stage_a
@@ -272,7 +271,7 @@ def train_nogan(params: Params, *, stage_a_path: str | Path = "models/stage_a.pt
         if not params.stage_b.model.enabled and cfg.train.stage_a_lr == 0:
             raise VQEError("nogan: stage_b.model.enabled is false and nogan.train.stage_a_lr is 0: nothing to train")
         torch.manual_seed(params.seed)
-        gen = on_device(from_stage_a(stage_a, params.stage_b.model), dist.device)
+        gen = from_stage_a(stage_a, params.stage_b.model).to(dist.device)
         groups = generator_groups(gen, cfg.train.stage_a_lr, cfg.train.lr, params.stage_a.train.offset_lr_mult)
         return _schedule("nogan", gen, cfg, params, groups, fp_extra=(asdict(params.stage_b.model),
                          sha256sum(Path(stage_a_path))), model_path=model_path, run_dir=run_dir, live_dir=live_dir,
@@ -297,7 +296,7 @@ def train_nogan_fast(params: Params, *, model_path: str | Path = "models/nogan_f
         torch.manual_seed(params.seed)
         gen = FastRestorer(cfg.model, scale=scale)
         encoder_weights = gen.load_encoder_weights()
-        gen = on_device(gen, dist.device)
+        gen = gen.to(dist.device)
         groups = [{"params": list(gen.parameters()), "lr": cfg.train.lr}]
         return _schedule("nogan_fast", gen, cfg, params, groups, fp_extra=(encoder_weights,), model_path=model_path,
                          run_dir=run_dir, live_dir=live_dir, summary_path=summary_path, progress=progress, dist=dist,

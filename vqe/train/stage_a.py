@@ -22,7 +22,6 @@ from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
 from vqe.fetch import sha256sum
 from vqe.losses import PixelLoss
-from vqe.models import on_device
 from vqe.models.stage_a import StageA
 from vqe.train import checkpoint, distributed
 from vqe.train.loop import Phase, cosine, export, fit, optimise
@@ -59,7 +58,7 @@ def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt
     try:
         manifest = Manifest.load(params.synth.out_dir)
         torch.manual_seed(params.seed)  # identical initial weights on every rank
-        model = on_device(StageA(mcfg, scale=params.synth.scale), dist.device)
+        model = StageA(mcfg, scale=params.synth.scale).to(dist.device)
         net = DistributedDataParallel(model) if dist.world > 1 else model
         opt = torch.optim.Adam(model.param_groups(cfg.lr, cfg.offset_lr_mult), betas=tuple(cfg.betas))
         sched = cosine(opt, cfg.iters, cfg.lr_min)

@@ -33,7 +33,7 @@ from vqe.errors import VQEError
 from vqe.data.manifest import Manifest
 from vqe.fetch import sha256sum
 from vqe.losses import flow_temporal_loss, input_flows, perceptual_loss, ping_pong_loss, relativistic_loss
-from vqe.models import load_model, on_device
+from vqe.models import load_model
 from vqe.models.discriminator import build_discriminators, stack_frames
 from vqe.models.generator import Generator, from_stage_a, sequence_windows
 from vqe.models.stage_a import bicubic_up
@@ -204,7 +204,7 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
         manifest = Manifest.load(params.synth.out_dir)
         stage_a = load_stage_a(stage_a_path)
         torch.manual_seed(params.seed)
-        gen = on_device(from_stage_a(stage_a, sb.model), dist.device)
+        gen = from_stage_a(stage_a, sb.model).to(dist.device)
         low_res = stage_a.scale > 1
         validator = Validator(manifest, gen.n, low_res=low_res, kbps=validation_kbps(params), frames=cfg.val_frames,
                               device=dist.device, consecutive=True) if dist.main and validate else None
