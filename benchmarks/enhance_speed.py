@@ -27,7 +27,7 @@ from vqe.atomic import write_json
 from vqe.config import load_params
 from vqe.data.manifest import Manifest
 from vqe.data.codec import EncodeSettings, encode
-from vqe.enhance import enhance_frames, enhance_video
+from vqe.enhance import default_batch, enhance_frames, enhance_video
 from vqe.evaluate import sample_clip
 from vqe.metrics.fidelity import resolve_device
 from vqe.models import load_model
@@ -52,7 +52,7 @@ def main() -> None:
     params = load_params(args.params)
     device = resolve_device(None if args.device == "auto" else args.device)
     if args.batch is None:
-        args.batch = 1 if device.type == "cpu" else 4
+        args.batch = default_batch(device)
     manifest = Manifest.load(params.synth.out_dir)
     clip = sample_clip(manifest)
     entry = next(e for e in manifest.select("test") if e.clip == clip and e.kbps_target == params.eval.main_kbps)

@@ -20,7 +20,7 @@ from scipy.ndimage import gaussian_filter
 from vqe.cli import main
 from vqe.data.codec import EncodeSettings, encode
 from vqe.data.video import probe, read_video
-from vqe.enhance import enhance_frames, enhance_video
+from vqe.enhance import default_batch, enhance_frames, enhance_video
 from vqe.errors import VQEError
 
 
@@ -230,6 +230,11 @@ def test_start_stop_compute_only_their_own_windows(start, stop, batch):
         np.testing.assert_array_equal(np.stack(out), expected)
     with pytest.raises(VQEError, match="start/stop"):
         list(enhance_frames(model, frames, start=4, stop=2))
+
+
+def test_default_batch_is_one_window_on_the_cpu_and_four_elsewhere():
+    assert default_batch("cpu") == default_batch(torch.device("cpu")) == 1
+    assert default_batch("cuda:0") == default_batch(torch.device("cuda")) == 4
 
 
 def test_streams_its_input():

@@ -99,7 +99,7 @@ def cmd_enhance(args: argparse.Namespace) -> None:
     import torch
 
     from vqe.data.video import probe
-    from vqe.enhance import enhance_video
+    from vqe.enhance import default_batch, enhance_video
 
     if args.model is None:
         found = [m for m in DEFAULT_MODELS if Path(m).is_file()]
@@ -119,7 +119,7 @@ def cmd_enhance(args: argparse.Namespace) -> None:
     from vqe.models import load_model
 
     model = load_model(args.model, device=device)
-    batch = (1 if device == "cpu" else 4) if args.batch is None else args.batch
+    batch = default_batch(device) if args.batch is None else args.batch
     s = enhance_video(args.input, args.output, model, codec=args.codec, crf=args.crf, preset=args.preset,
                       batch=batch, device=device, tile=args.tile, amp=args.amp)
     (iw, ih), (ow, oh) = s["input_size"], s["output_size"]

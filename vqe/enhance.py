@@ -39,6 +39,11 @@ def model_geometry(model: torch.nn.Module) -> tuple[int, int]:
     return values[0], values[1]
 
 
+def default_batch(device: str | torch.device) -> int:
+    """Windows per forward pass when the user gives none: 1 on the CPU (the fastest per frame there), else 4."""
+    return 1 if torch.device(device).type == "cpu" else 4
+
+
 def enhance_frames(model: torch.nn.Module, frames: Iterable[np.ndarray], *, batch: int = 4,
                    device: str | torch.device = "cpu", tile: Optional[int] = None, tile_overlap: int = 16,
                    amp: bool = False, start: int = 0, stop: Optional[int] = None) -> Iterator[np.ndarray]:

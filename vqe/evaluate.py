@@ -68,7 +68,7 @@ def model_method(model: "torch.nn.Module", manifest: Manifest, *, batch: int = 4
     def run(entry: EncodeEntry) -> np.ndarray:
         frames = manifest.lq(entry, low_res=model.scale > 1)
         count = min(max_frames or len(frames), len(frames))
-        return np.stack(list(enhance_frames(model, frames[:count + model.n], batch=batch, device=device, stop=count)))
+        return np.stack(list(enhance_frames(model, frames, batch=batch, device=device, stop=count)))
 
     return run
 
