@@ -182,7 +182,7 @@ def build(results_dir: str | Path, profile: str, main_kbps: float) -> str:
     if speed:
         out += ["## Speed (`benchmarks/enhance_speed.py`, run by hand)", "",
                 f"{speed['frames']} frames of `{speed['clip']}` ({speed['rate_id']}) → {speed['output']}, "
-                f"{speed['device']}, {speed['threads']} threads: "
+                f"{speed['device']}, {speed['threads']} threads, {speed.get('batch', '?')} window(s) per forward pass: "
                 + ", ".join(f"{m} {v:.2f} frames/s" for m, v in speed["fps_vqe_enhance"].items())
                 + " (whole `vqe enhance`).", ""]
     return "\n".join(out).rstrip() + "\n"
