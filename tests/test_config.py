@@ -148,6 +148,8 @@ def test_paper_profile_keeps_the_papers_stage_a():
     ("nogan", "loss", "perceptual_net", "squeeze"),
     ("nogan_fast", "model", "encoder", "tiny"),
     ("nogan_fast", "model", "encoder_weights", "hub"),
+    ("nogan_fast", "model", "encoder_weights", "auto"),  # no fallback on what the hub cache holds
+    ("stage_b", "loss", "perceptual_net", "vgg"),
     ("nogan_fast", "train", "critic_patience", 0),
 ])
 def test_nogan_errors_are_named(group, section, key, value):
@@ -155,6 +157,14 @@ def test_nogan_errors_are_named(group, section, key, value):
     data[group][section][key] = value
     with pytest.raises(VQEError, match=f"{group}.{section}"):
         params_from_dict(data)
+
+
+@pytest.mark.parametrize("profile,net,encoder", [("tiny", "vgg16", "scratch"), ("smoke", "vgg16", "scratch"),
+                                                 ("paper", "vgg19", "imagenet")])
+def test_profiles_name_the_networks_they_use(profile, net, encoder):
+    """VGG-19 and ImageNet MobileNetV3 weights have no offline source: the CPU profiles name what exists."""
+    p = params_from_dict(compose(profile, ROOT / "conf"))
+    assert p.stage_b.loss.perceptual_net == net and p.nogan_fast.model.encoder_weights == encoder
 
 
 def test_nogan_defaults_follow_seed_003():

@@ -1,8 +1,7 @@
-import numpy as np
 import pytest
 import torch
 
-from vqe.data.dataset import ClipWindows, TrainPatches, window_indices
+from vqe.data.dataset import TrainPatches, window_indices
 from vqe.errors import VQEError
 
 
@@ -67,21 +66,6 @@ def test_samples_are_deterministic_and_cover_all_frames(smoke_manifest):
     assert torch.equal(a[4][0], b[4][0]) and not torch.equal(a[4][0], c[4][0])
     assert len(a) == sum(e.frames for e in smoke_manifest.select("train"))
     assert len(TrainPatches(smoke_manifest, "train", 2, 16, length=1000)) == 1000
-
-
-def test_clip_windows_walk_the_whole_clip(smoke_manifest):
-    entry = smoke_manifest.select("test")[0]
-    ds = ClipWindows(smoke_manifest, entry, 2)
-    assert len(ds) == entry.frames
-    lq, gt = ds[0]
-    assert lq.shape == (5, 3, entry.height, entry.width)
-    assert torch.equal(lq[0], lq[2]) and torch.equal(lq[1], lq[2])  # replicated first frame
-    lq_last, _ = ds[len(ds) - 1]
-    assert torch.equal(lq_last[4], lq_last[2])
-    expected = torch.from_numpy(np.array(smoke_manifest.gt(entry.clip)[0])).permute(2, 0, 1).float() / 255
-    assert torch.equal(gt, expected)
-    with pytest.raises(IndexError):
-        ds[len(ds)]
 
 
 def test_bad_dataset_arguments(smoke_manifest):

@@ -6,6 +6,9 @@ The models here are small stand-ins that follow the model contract (attributes `
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import sys
 import types
 from fractions import Fraction
@@ -387,7 +390,7 @@ def test_cli_enhance(tmp_path, clip_mp4, fake_models, capsys):
 
 def test_cli_default_model(tmp_path, clip_mp4, fake_models, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    args = ["enhance", str(clip_mp4), "-o", "out.mp4", "--device", "cpu"]
+    args = ["enhance", str(clip_mp4), "-o", "out.mp4", "--device", "cpu", "-y"]  # -y: out.mp4 is written twice
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("vqe: error:") and "dvc repro" in err and "--model" in err
@@ -426,3 +429,86 @@ def test_cli_bad_input_exits_2_naming_the_file_and_leaves_no_output(tmp_path, cl
     assert not out.exists()
     assert sorted(tmp_path.iterdir()) == before or sorted(tmp_path.iterdir()) == sorted(before + [out.parent])
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def snapshot(folder: Path) -> list[tuple[str, int, int]]:
+    return sorted((str(p), p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+def cli_args(src, out, model, *extra) -> list[str]:
+    return ["enhance", str(src), "-o", str(out), "--model", str(model), "--device", "cpu", *extra]
+
+
+@pytest.mark.parametrize("overwrite", [[], ["-y"], ["--overwrite"]])
+def test_cli_never_writes_over_its_input(tmp_path, clip_mp4, fake_models, monkeypatch, capsys, overwrite):
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "a.mp4"
+    shutil.copy(clip_mp4, src)
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"w")
+    (tmp_path / "sub").mkdir()
+    os.symlink(src, tmp_path / "link.mp4")
+    os.link(src, tmp_path / "hard.mp4")
+    digest = sha256(src)
+    spellings = ["a.mp4", str(src), "./a.mp4", "./sub/../a.mp4", "nosub/../a.mp4", f"{tmp_path}/./sub/../a.mp4",
+                 "link.mp4", "./sub/../link.mp4", "hard.mp4"]
+    cases = [("a.mp4", out) for out in spellings] + [("link.mp4", "a.mp4"), ("hard.mp4", "link.mp4")]
+    for inp, out in cases:
+        before = snapshot(tmp_path)
+        assert main(cli_args(inp, out, model, *overwrite)) == 2, (inp, out)
+        err = capsys.readouterr().err
+        assert err.startswith("vqe: error: -o/--output") and "input" in err, err
+        assert sha256(src) == digest and snapshot(tmp_path) == before
+    model_mkv = tmp_path / "weights.mkv"  # nor over the model (it is an input too)
+    model_mkv.write_bytes(b"weights")
+    assert main(cli_args("a.mp4", "./sub/../weights.mkv", model_mkv, *overwrite)) == 2
+    assert "input" in capsys.readouterr().err and model_mkv.read_bytes() == b"weights"
+    assert fake_models["calls"] == []  # all refused before a model was loaded
+
+
+def test_cli_replaces_an_existing_output_only_when_told(tmp_path, clip_mp4, fake_models, capsys):
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"w")
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    assert main(cli_args(clip_mp4, out, model)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vqe: error: -o/--output") and "exists" in err and "--overwrite" in err
+    assert out.read_bytes() == b"precious" and fake_models["calls"] == []
+    for flag in ("-y", "--overwrite"):
+        out.write_bytes(b"old")
+        assert main(cli_args(clip_mp4, out, model, flag)) == 0
+        assert read_video(out).shape == (12, 48, 64, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "out.mp4"]  # no temporary file left
+
+
+@pytest.mark.parametrize("out, message", [("out.avi", "suffix"), ("folder", "directory"), ("dead.mp4", "exists")])
+def test_cli_bad_outputs_are_refused_before_the_model_loads(tmp_path, clip_mp4, fake_models, capsys, out, message):
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"w")
+    (tmp_path / "folder").mkdir()
+    os.symlink(tmp_path / "nowhere.mp4", tmp_path / "dead.mp4")  # a dangling symlink is an existing output too
+    before = snapshot(tmp_path)
+    assert main(cli_args(clip_mp4, tmp_path / out, model)) == 2
+    assert message in capsys.readouterr().err
+    assert snapshot(tmp_path) == before and fake_models["calls"] == []
+
+
+def test_enhance_video_refuses_to_write_over_its_input(tmp_path, clip_mp4):
+    src = tmp_path / "a.mp4"
+    shutil.copy(clip_mp4, src)
+    os.symlink(src, tmp_path / "link.mp4")
+    os.link(src, tmp_path / "hard.mp4")
+    digest = sha256(src)
+    for out in (src, tmp_path / "link.mp4", tmp_path / "hard.mp4", Path(os.path.join(tmp_path, "x", "..", "a.mp4"))):
+        with pytest.raises(VQEError, match="is the input"):
+            enhance_video(src, out, Pick(n=1), progress=False)
+        assert sha256(src) == digest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "hard.mp4", "link.mp4"]
+    with pytest.raises(VQEError, match=r"crf 52 is outside 0\.\.51"):
+        enhance_video(src, tmp_path / "out.mp4", Pick(n=1), crf=52, progress=False)
+    assert not (tmp_path / "out.mp4").exists()

@@ -6,7 +6,6 @@ independently (torchvision's `make_layers`) from the same checkpoint file.
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 
@@ -101,10 +100,11 @@ _EXPECTED = {"vgg19": (("relu3_4", "relu4_4"), (17, 26), "E"), "vgg16": (("relu3
 
 @pytest.fixture(scope="module")
 def perceptual() -> PerceptualLoss:
+    """VGG-16, the network the tiny and smoke profiles name (its weights are provisioned offline)."""
     try:
-        return PerceptualLoss()
+        return PerceptualLoss("vgg16")
     except VQEError as e:
-        pytest.skip(f"no VGG ImageNet checkpoint offline (VGG-19 or VGG-16): {e}")
+        pytest.skip(f"no VGG-16 ImageNet checkpoint offline: {e}")
 
 
 def _checkpoint(net: str) -> Path:
@@ -146,12 +146,8 @@ def _hand_perceptual(net: str, path: Path, a: torch.Tensor, b: torch.Tensor) -> 
 
 
 def test_perceptual_records_the_network_it_uses(perceptual):
-    net = "vgg19" if losses._vgg19_path().exists() else "vgg16"
-    assert perceptual.net == net and perceptual.layers == _EXPECTED[net][0]
-    if net == "vgg19":
-        assert perceptual.fallback is None
-    else:
-        assert "vgg19" in perceptual.fallback and "relu3_3/relu4_3" in perceptual.fallback
+    """Exactly the network asked for, whatever the torch hub cache holds: never a substitute."""
+    assert (perceptual.net, perceptual.layers) == ("vgg16", _EXPECTED["vgg16"][0])
 
 
 def test_perceptual_is_zero_for_identical_images(perceptual):
@@ -229,21 +225,25 @@ def test_perceptual_without_any_weights_names_the_missing_files(monkeypatch, tmp
         raise VQEError("no network")
 
     monkeypatch.setattr(weights, "fetch_members", offline)
-    with pytest.raises(VQEError, match="vgg19-dcbb9e9d.pth") as info:
-        PerceptualLoss()
-    assert "vgg16-397923af.pth" in str(info.value)
+    with pytest.raises(VQEError, match="vgg16-397923af.pth") as info:
+        PerceptualLoss("vgg16", key="stage_b.loss.perceptual_net")
+    assert "stage_b.loss.perceptual_net" in str(info.value)
+    with pytest.raises(VQEError, match="vgg19-dcbb9e9d.pth"):
+        PerceptualLoss("vgg19")
 
 
-def test_perceptual_fallback_warns_once(monkeypatch, tmp_path, caplog):
+def test_vgg19_without_its_checkpoint_is_an_error_not_vgg16(monkeypatch, tmp_path):
+    """With VGG-16 available and VGG-19 not, asking for VGG-19 fails naming the key and the file."""
     source = weights.checkpoint_path("vgg16")
     if not source.exists():
         pytest.skip(f"{source} not provisioned")
-    (_hub_dir(monkeypatch, tmp_path) / source.name).symlink_to(source)
-    losses._warn_once.cache_clear()
-    with caplog.at_level(logging.WARNING, logger="vqe.losses"):
-        first, second = PerceptualLoss(), PerceptualLoss()
-    assert first.net == second.net == "vgg16" and first.fallback == second.fallback
-    assert caplog.text.count("vgg19 weights not available offline") == 1
+    hub = _hub_dir(monkeypatch, tmp_path)
+    (hub / source.name).symlink_to(source)
+    with pytest.raises(VQEError, match=r"nogan.loss.perceptual_net is vgg19.*vgg19-dcbb9e9d.pth") as info:
+        losses.perceptual_loss("vgg19", key="nogan.loss.perceptual_net")
+    assert str(hub / losses.VGG19_CHECKPOINT) in str(info.value)
+    with pytest.raises(VQEError, match="stage_b.loss.perceptual_net"):  # the default names both keys
+        losses.perceptual_loss("vgg19")
 
 
 def test_perceptual_uses_vgg19_when_its_checkpoint_exists(monkeypatch, tmp_path):
@@ -252,8 +252,8 @@ def test_perceptual_uses_vgg19_when_its_checkpoint_exists(monkeypatch, tmp_path)
     fake = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"])[:26]
     path = _hub_dir(monkeypatch, tmp_path) / losses.VGG19_CHECKPOINT
     torch.save({f"features.{k}": v for k, v in fake.state_dict().items()}, path)
-    loss = PerceptualLoss()
-    assert (loss.net, loss.layers, loss.fallback) == ("vgg19", ("relu3_4", "relu4_4"), None)
+    loss = PerceptualLoss("vgg19")
+    assert (loss.net, loss.layers) == ("vgg19", ("relu3_4", "relu4_4"))
     g = torch.Generator().manual_seed(5)
     a, b = torch.rand(1, 3, 16, 16, generator=g), torch.rand(1, 3, 16, 16, generator=g)
     assert loss(a, b).item() == pytest.approx(_hand_perceptual("vgg19", path, a, b), rel=1e-4)
@@ -293,11 +293,22 @@ def test_ping_pong_is_zero_for_a_time_symmetric_generator():
 
 
 def test_ping_pong_penalises_a_time_asymmetric_generator():
+    # G(x_i..x_i+4) = sum_k (k+1)/15 x_{i+k}. Reversing time reverses the weights, so by hand
+    # fwd_i - bwd_i = sum_k ((k+1) - (5-k))/15 x_{i+k} = (2/15)(-2 x_i - x_{i+1} + x_{i+3} + 2 x_{i+4}).
     weights_ = torch.arange(1.0, 6.0).view(1, 5, 1, 1, 1) / 15.0
-    fwd, bwd = _ping_pong_passes(lambda w: (w * weights_).sum(1), _sequence())
-    expected = (fwd - bwd).square().mean().item()
+    generator = lambda w: (w * weights_).sum(1)  # noqa: E731
+    # a static frame plus a ramp of 1/16 per frame: the static part cancels, the ramp leaves
+    # (2/15)(-2*0 - 1 + 3 + 2*4)/16 = 1/12 on every element, so the loss is exactly 1/144
+    ramp = _sequence()[:, :1] + torch.arange(8.0).view(1, 8, 1, 1, 1) / 16
+    fwd, bwd = _ping_pong_passes(generator, ramp)
+    assert ping_pong_loss(fwd, bwd).item() == pytest.approx(1 / 144, rel=1e-5)
+    # a random sequence: the expected value from the raw frames by the closed form, not from fwd/bwd
+    seq = _sequence()
+    fwd, bwd = _ping_pong_passes(generator, seq)
+    diff = (2 / 15) * (-2 * seq[:, 0:4] - seq[:, 1:5] + seq[:, 3:7] + 2 * seq[:, 4:8]).double()
+    expected = diff.square().mean().item()
     assert expected > 1e-3
-    assert ping_pong_loss(fwd, bwd).item() == pytest.approx(expected)
+    assert ping_pong_loss(fwd, bwd).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_ping_pong_rejects_mismatched_shapes():
@@ -360,6 +371,16 @@ def test_input_flows_recover_a_two_pixel_translation():
     assert flow_temporal_loss(frames, flows) < 0.2 * flow_temporal_loss(frames, torch.zeros_like(flows))
 
 
-def test_ms_ssim_min_side_is_the_metrics_constant():
-    assert losses.MS_SSIM_MIN_SIDE is fidelity.MS_SSIM_MIN_SIDE
-    assert fidelity.MS_SSIM_MIN_SIDE == (11 - 1) * 2 ** 4 + 1
+def test_ms_ssim_min_side_is_the_smallest_side_pytorch_msssim_accepts():
+    from pytorch_msssim import ms_ssim
+
+    assert losses.MS_SSIM_MIN_SIDE == fidelity.MS_SSIM_MIN_SIDE == 161
+    img = torch.rand(1, 3, 161, 170, generator=torch.Generator().manual_seed(9))
+    assert ms_ssim(img, img, data_range=1.0).item() == pytest.approx(1.0, abs=1e-5)  # 161 px: five scales
+    with pytest.raises(AssertionError, match="larger than 160"):  # the library's own bound, one pixel less
+        ms_ssim(img[..., :160, :], img[..., :160, :], data_range=1.0)
+    assert losses.ssim_kind(161, 170) == "ms-ssim"
+    assert losses.ssim_kind(160, 400) == losses.ssim_kind(400, 160) == "ssim"
+    frames = (img.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    assert fidelity.ms_ssim(frames, frames, "cpu")[0] == pytest.approx(1.0, abs=1e-5)
+    assert np.isnan(fidelity.ms_ssim(frames[:, :160], frames[:, :160], "cpu")).all()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from vqe.config import DiscModel, StageBModel
-from vqe.models.discriminator import PatchDiscriminator, build_discriminators, receptive_field, stack_frames
+from conftest import profile_params
+from vqe.config import DiscModel
+from vqe.models.discriminator import PatchDiscriminator, build_discriminators, stack_frames
 from vqe.models.stage_b import StageB
 
-TINY = StageBModel(channels=16, blocks=2)
+TINY = replace(profile_params().stage_b.model, channels=16, blocks=2)
 
 
 def n_params(model: nn.Module) -> int:
@@ -64,15 +67,9 @@ def test_every_stage_b_parameter_learns():
 
 def test_paper_sized_stage_b_parameter_count():
     """64 filters, 10 residual blocks at 128 channels: ~3.3M parameters, mostly in the blocks."""
-    model = StageB(StageBModel(channels=64, blocks=10))
+    model = StageB(replace(TINY, channels=64, blocks=10))
     assert 3.0e6 < n_params(model) < 3.6e6
     assert n_params(model.body) == 10 * 2 * (128 * 128 * 9 + 128)
-
-
-def test_receptive_field_formula():
-    assert receptive_field(3) == 70  # pix2pix's 70x70 PatchGAN
-    assert receptive_field(1) == 16
-    assert receptive_field(2) == 34
 
 
 def without_norm(d: PatchDiscriminator) -> PatchDiscriminator:
@@ -97,12 +94,13 @@ def gradient_extent(d: nn.Module, size: int = 128) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("spectral", [False, True])
-def test_empirical_receptive_field_is_70(spectral):
+@pytest.mark.parametrize("layers, field", [(3, 70), (2, 34), (1, 16)])  # r <- (r - 1) * stride + 4: pix2pix's 70x70
+def test_empirical_receptive_field(spectral, layers, field):
     torch.manual_seed(0)
-    d = PatchDiscriminator(3, channels=8, layers=3, spectral_norm=spectral)
+    d = PatchDiscriminator(3, channels=8, layers=layers, spectral_norm=spectral)
     if not spectral:
         d = without_norm(d)
-    assert gradient_extent(d) == (70, 70)
+    assert gradient_extent(d) == (field, field)
 
 
 @pytest.mark.parametrize("size,out", [(64, 6), (128, 14)])
@@ -147,7 +145,7 @@ def test_build_discriminators(kinds):
     if "temporal" in kinds:
         assert ds["temporal"].net[0].in_channels == 9
     with pytest.raises(ValueError, match="unknown"):
-        build_discriminators(DiscModel(kinds=["spectral"]))
+        build_discriminators(replace(profile_params().stage_b.disc, kinds=["spectral"]))
 
 
 def test_spectral_norm_is_applied_to_every_conv():

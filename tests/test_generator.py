@@ -3,17 +3,21 @@ temporal losses, the reversed (ping-pong) pass, save/load, and the "no Stage B" 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from vqe.config import StageAModel, StageBModel
+from conftest import profile_params
 from vqe.models import load_model, save_model
-from vqe.models.generator import Generator, from_stage_a, run_sequence, sequence_windows
+from vqe.models.generator import from_stage_a, sequence_windows
 from vqe.models.stage_a import StageA
+from vqe.train.amp import autocaster
+from vqe.train.gan import generate
 
-A = StageAModel(mode="sra", n=1, align_channels=[8], offset_groups=2, extract_blocks=0, channels=8, blocks=1,
-                growth=4)
-B = StageBModel(channels=4, blocks=1)
+A = replace(profile_params().stage_a.model, mode="sra", n=1, align_channels=[8], offset_groups=2, extract_blocks=0,
+            channels=8, blocks=1, growth=4)
+B = replace(profile_params().stage_b.model, channels=4, blocks=1)
 
 
 def _trained_stage_a() -> StageA:
@@ -41,17 +45,23 @@ def test_sequence_windows_hold_each_frames_window():
         sequence_windows(lq[:, :4], n=2)
 
 
-def test_sequence_runs_every_window_and_reverse_flips_time():
+def test_generate_runs_every_window_and_the_reversed_centre_in_one_batch():
+    """What phase 2 and NoGAN train on: one output per clip frame, and (ping-pong) the centre frame
+    again from its time-reversed window."""
     gen = from_stage_a(_trained_stage_a(), B).eval()
-    lq = torch.rand(1, 5, 3, 8, 8)  # n = 1: 3 output frames
+    cpu = torch.device("cpu")
+    lq, gt = torch.rand(2, 5, 3, 8, 8), torch.rand(2, 3, 3, 16, 16)  # n = 1: 3 output frames
     with torch.no_grad():
-        out, back = gen.sequence(lq), gen.sequence(lq, reverse=True)
-        assert out.shape == (1, 3, 3, 16, 16)
+        clip = generate(gen, 1, (lq, gt), cpu, autocaster(cpu, None), pingpong=True)
+        assert clip.fake.shape == (2, 3, 3, 16, 16) and torch.equal(clip.real, gt) and torch.equal(clip.lq, lq)
         for j in range(3):
-            assert torch.allclose(out[:, j], gen(lq[:, j:j + 3]), atol=1e-6)
-            assert torch.allclose(back[:, j], gen(lq[:, j:j + 3].flip(1)), atol=1e-6)
-        assert torch.equal(run_sequence(gen, lq, 1), out)
-        assert not torch.allclose(out, back)  # the model is not time-symmetric: ping-pong has work to do
+            assert torch.allclose(clip.fake[:, j], gen(lq[:, j:j + 3]), atol=1e-6)
+        assert torch.allclose(clip.reversed_centre, gen(lq[:, 1:4].flip(1)), atol=1e-6)
+        # the model is not time-symmetric: ping-pong has work to do
+        assert not torch.allclose(clip.fake[:, 1], clip.reversed_centre)
+        single = generate(gen, 1, (lq[:, :3], gt[:, 0]), cpu, autocaster(cpu, None), pingpong=False)
+        assert single.real.shape == (2, 1, 3, 16, 16) and single.reversed_centre is None  # frames_out = 1
+        assert torch.allclose(single.fake[:, 0], clip.fake[:, 0], atol=1e-6)
 
 
 def test_generator_round_trips_through_save_and_load(tmp_path):
@@ -67,7 +77,7 @@ def test_generator_round_trips_through_save_and_load(tmp_path):
 
 def test_without_stage_b_the_generator_is_stage_a():
     stage_a = _trained_stage_a()
-    gen = from_stage_a(stage_a, StageBModel(enabled=False)).eval()
+    gen = from_stage_a(stage_a, replace(B, enabled=False)).eval()
     assert gen.stage_b is None
     x = torch.rand(1, 3, 3, 8, 8)
     with torch.no_grad():

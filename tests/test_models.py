@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import profile_params
 from vqe.config import StageAModel
 from vqe.errors import VQEError
 from vqe.models import build_model, load_model, save_model
@@ -17,7 +20,7 @@ SMALL = dict(align_channels=[8, 8, 8], offset_groups=4, extract_blocks=1, channe
 
 
 def small(**kw) -> StageAModel:
-    return StageAModel(**{**SMALL, **kw})
+    return replace(profile_params().stage_a.model, **{**SMALL, **kw})
 
 
 @pytest.mark.parametrize("mode,scale,base,h,w", [

@@ -20,7 +20,7 @@ from vqe.models.generator import from_stage_a
 from vqe.train import distributed
 from vqe.train import nogan as nogan_module
 from vqe.train.nogan import NoGan, plateau, train_nogan, train_nogan_fast
-from vqe.train.stage_b import critic_accuracy
+from vqe.train.gan import critic_accuracy
 
 _params = functools.partial(smoke_params_for, group="nogan")
 
@@ -226,10 +226,23 @@ def test_the_fast_restorer_trains_by_nogan(tmp_path, smoke_manifest):
     params = _params(smoke_manifest, group="nogan_fast")
     summary = train_nogan_fast(params, model_path=tmp_path / "fast.pt", run_dir=tmp_path / "run",
                                live_dir=tmp_path / "live", summary_path=tmp_path / "fast.json", progress=False)
-    assert summary["encoder_weights"] == "scratch"  # no ImageNet MobileNetV3 weights offline
+    assert params.nogan_fast.model.encoder_weights == "scratch"  # the smoke profile's choice ...
+    assert summary["encoder_weights"] == "scratch"  # ... is what was used, whatever the torch hub cache holds
     assert summary["discriminators"] == ["spatial"] and summary["temporal_loss"] == "none"
     assert summary["adversarial_iterations"] == params.nogan_fast.train.handoff_iters
     model = load_model(tmp_path / "fast.pt")
     assert model.arch == "fast" and model.n == 0 and model.scale == params.synth.scale
     assert summary["val"]["lpips"] == pytest.approx(summary["handoff_1"]["best_lpips"])
-    assert Manifest.load(params.synth.out_dir) is not None
+    # training leaves the data set as it was, and validated on it: the summary's input row is the PSNR
+    # (by scikit-image) of the bicubic decode of the validation clip at the main bitrate, over the
+    # `val_frames` consecutive frames from the clip's middle
+    import numpy as np
+    from skimage.metrics import peak_signal_noise_ratio
+
+    assert Manifest.load(params.synth.out_dir) == smoke_manifest
+    (val,) = [e for e in smoke_manifest.select("val") if e.kbps_target == params.eval.main_kbps]
+    k = params.nogan_fast.train.val_frames
+    start = (val.frames - k) // 2
+    gt, lq = smoke_manifest.gt(val.clip), smoke_manifest.lq(val)
+    expected = np.mean([peak_signal_noise_ratio(gt[t], lq[t], data_range=255) for t in range(start, start + k)])
+    assert 1 < k < val.frames and summary["val_input"]["psnr"] == pytest.approx(expected, abs=1e-4)

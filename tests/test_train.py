@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from vqe.config import TrainParams
+from conftest import profile_params
 from vqe.errors import VQEError
 from vqe.models import load_model
 from vqe.train import checkpoint
@@ -81,7 +81,7 @@ def toy_phase(nan_at: int | None = None) -> Phase:
     return Phase("toy", {"model": model}, {"adam": opt}, {"cos": sched}, step, validate=lambda: {"w0": model.weight[0, 0].item()})
 
 
-CFG = TrainParams(iters=12, batch=4, log_every=1, val_every=4, ckpt_every=3, workers=0)
+CFG = replace(profile_params().stage_a.train, iters=12, batch=4, log_every=1, val_every=4, ckpt_every=3, workers=0)
 
 
 def run_toy(tmp_path, cfg=CFG, fp="a", nan_at=None, live=True):

@@ -13,6 +13,18 @@ from typing import Any
 import numpy as np
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether paths `a` and `b` lead to the same file: after resolving symlinks and `..` (what writing
+    to a path that does not exist yet would reach), or as the same inode of the same device (hard links)."""
+    ra, rb = os.path.realpath(a), os.path.realpath(b)
+    if ra == rb:
+        return True
+    try:
+        return os.path.samefile(ra, rb)
+    except OSError:  # one of them does not exist
+        return False
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""

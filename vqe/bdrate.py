@@ -1,5 +1,8 @@
 """Bjøntegaard delta rate and bitrate equivalency, from the rate points of `results/rd/<method>.csv`.
 
+Quality is paired with `kbps_scored`, the bitrate of the scored frames' own packets: a span of a clip
+can cost more or less than the whole stream's average (`kbps`).
+
 BD-rate (Bjøntegaard, VCEG-M33): the average bitrate change of a method against an anchor (here the
 plain compressed stream) at equal quality, over the quality range both curves cover, with log-rate
 interpolated piecewise-cubically in quality (PCHIP, as the JCT-VC common-test-conditions sheet
@@ -17,12 +20,15 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import bjontegaard
 import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
+
+from vqe.errors import VQEError
 
 LOWER_IS_BETTER = frozenset({"lpips", "tlp", "tof"})
 INTERPOLATION = "pchip"  # the JCT-VC CTC sheet's; "akima" is the other one the package offers
@@ -77,9 +83,18 @@ def equivalent_kbps(anchor_kbps, anchor_quality, quality, metric: str = "psnr") 
     return 10 ** curve(_oriented(metric, quality))
 
 
-def load_rd(rd_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """{method: its RD points sorted by bitrate} from every `<method>.csv` in `rd_dir`."""
-    return {p.stem: pd.read_csv(p).sort_values("kbps") for p in sorted(Path(rd_dir).glob("*.csv"))}
+RATE = "kbps_scored"  # quality is paired with the bitrate of the scored frames' own packets
+
+
+def load_rd(rd_dir: str | Path, methods: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """{method: its RD points sorted by bitrate} from `<rd_dir>/<method>.csv` for each of `methods`, in order."""
+    rd = {}
+    for method in methods:
+        path = Path(rd_dir) / f"{method}.csv"
+        if not path.is_file():
+            raise VQEError(f"{path}: no RD points for method {method!r}; run its evaluation stage")
+        rd[method] = pd.read_csv(path).sort_values(RATE)
+    return rd
 
 
 def bdrate_table(rd: dict[str, pd.DataFrame], anchor: str = "input", metrics: tuple[str, ...] = ("psnr", "vmaf", "lpips"),
@@ -93,7 +108,7 @@ def bdrate_table(rd: dict[str, pd.DataFrame], anchor: str = "input", metrics: tu
             continue
         row: dict[str, float | None] = {}
         for metric in metrics:
-            value = bd_rate(base["kbps"], base[metric], data["kbps"], data[metric], metric, method)
+            value = bd_rate(base[RATE], base[metric], data[RATE], data[metric], metric, method)
             row[f"bd_rate_{metric}"] = None if math.isnan(value) else value
             row[f"overlap_{metric}"] = overlap(_oriented(metric, base[metric]), _oriented(metric, data[metric]))
         table[name] = row
@@ -112,11 +127,11 @@ def equivalency_table(rd: dict[str, pd.DataFrame], anchor: str = "input", metric
         if name == anchor:
             continue
         try:
-            equivalent = equivalent_kbps(base["kbps"], base[metric], data[metric], metric)
+            equivalent = equivalent_kbps(base[RATE], base[metric], data[metric], metric)
         except ValueError as e:
             warnings.warn(f"bitrate equivalency in {metric}: {e}; left empty")
             equivalent = np.full(len(data), np.nan)
-        for kbps, quality, eq in zip(data["kbps"], data[metric], equivalent):
+        for kbps, quality, eq in zip(data[RATE], data[metric], equivalent):
             rows.append({"method": name, "kbps": kbps, metric: quality, "equivalent_kbps": eq,
                          "ratio": eq / kbps})
     return pd.DataFrame(rows)

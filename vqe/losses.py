@@ -10,10 +10,12 @@ Stage B (the GAN stage):
 * `relativistic_loss(pos, neg)`: the relativistic average GAN loss (ESRGAN form), one function for
   both discriminators and both players: D minimises `relativistic_loss(real, fake)`, G minimises
   `relativistic_loss(fake, real)`.
-* `PerceptualLoss` (eq. 9): sum over VGG layers of the feature-map MSE. The paper's VGG-19
-  relu3_4/relu4_4 when its ImageNet checkpoint is on disk, else the offline-provisioned VGG-16
-  relu3_3/relu4_3 (see `vqe.weights`); never random weights. The VGG is frozen, runs in float32
-  even under autocast, and is kept out of `state_dict()` so it never lands in checkpoints.
+* `PerceptualLoss` (eq. 9): sum over VGG layers of the feature-map MSE, on the network the config
+  names (`perceptual_net`), never another: the paper's VGG-19 relu3_4/relu4_4, whose ImageNet
+  checkpoint must already be in the torch hub cache (no offline source; a VQEError naming the key and
+  the file otherwise), or VGG-16 relu3_3/relu4_3, provisioned offline (see `vqe.weights`); never
+  random weights. The VGG is frozen, runs in float32 even under autocast, and is kept out of
+  `state_dict()` so it never lands in checkpoints.
 * `LpipsLoss`: LPIPS-alex itself as the perceptual term (seed 003's generator pre-training), the
   metric's own frozen model; `perceptual_loss(net)` builds either kind from a config name.
 * `ping_pong_loss` (eq. 10): MSE between the forward-time and the reversed-time estimates of the
@@ -25,7 +27,6 @@ Stage B (the GAN stage):
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -115,13 +116,26 @@ def _vgg19_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_CHECKPOINT
 
 
-def _vgg16_path() -> Path:
+PERCEPTUAL_KEY = "stage_b.loss.perceptual_net / nogan.loss.perceptual_net"  # the keys that name the network
+
+
+def _vgg19_checked(key: str) -> Path:
+    """The VGG-19 checkpoint; a VQEError naming `key` and the file when it is absent (never a substitute)."""
+    path = _vgg19_path()
+    if not path.is_file():
+        raise VQEError(f"parameter {key} is vgg19, but torchvision's VGG-19 ImageNet checkpoint {path} does not "
+                       f"exist (it has no offline source; put {VGG19_CHECKPOINT} there, or set {key} to vgg16, "
+                       "whose weights `vqe provision` builds offline)")
+    return path
+
+
+def _vgg16_path(key: str = PERCEPTUAL_KEY) -> Path:
     """The VGG-16 checkpoint, built offline first if need be; VQEError naming it if that fails."""
     try:
         return weights.provision_weights(("vgg16",))["vgg16"]
     except VQEError as e:
-        raise VQEError(f"perceptual loss: no VGG ImageNet weights: {_vgg19_path()} does not exist "
-                       f"and {weights.checkpoint_path('vgg16')} could not be provisioned ({e})") from e
+        raise VQEError(f"parameter {key} is vgg16, but its ImageNet weights "
+                       f"{weights.checkpoint_path('vgg16')} could not be provisioned ({e})") from e
 
 
 def load_vgg_features(net: str, path: Path, depth: int) -> nn.Sequential:
@@ -140,11 +154,6 @@ def load_vgg_features(net: str, path: Path, depth: int) -> nn.Sequential:
     return features.requires_grad_(False).eval()
 
 
-@functools.lru_cache(maxsize=None)
-def _warn_once(message: str) -> None:
-    log.warning(message)
-
-
 class PerceptualLoss(nn.Module):
     """Eq. 9: sum_j 1/(C_j H_j W_j) ||phi_j(out) - phi_j(gt)||_2^2, averaged over the batch.
 
@@ -152,24 +161,20 @@ class PerceptualLoss(nn.Module):
     they are ImageNet-normalised here. The ground truth is a constant target (its features are
     computed without autograd).
 
-    `net="vgg19"` (the paper: relu3_4, relu4_4) falls back to VGG-16 relu3_3/relu4_3 when the
-    VGG-19 checkpoint is absent, because only VGG-16 can be provisioned offline; `net`, `layers`
-    and `fallback` record what was used. The VGG lives in a plain list attribute, invisible to
-    nn.Module: it is not in `state_dict()` or `parameters()` of this loss or of any model owning
-    it (checkpoints stay small and loadable without it); `_apply` moves it with the module and
-    keeps it float32.
+    `net` is the config's `perceptual_net` and is what is used, or a VQEError naming `key` (the config
+    key, for the message) and the missing checkpoint: "vgg19" (the paper: relu3_4, relu4_4) needs
+    torchvision's checkpoint in the hub cache; "vgg16" (relu3_3, relu4_3) is provisioned offline.
+    `net` and `layers` record what was used (never a substitute). The VGG lives
+    in a plain list attribute, invisible to nn.Module: it is not in `state_dict()` or `parameters()`
+    of this loss or of any model owning it (checkpoints stay small and loadable without it); `_apply`
+    moves it with the module and keeps it float32.
     """
 
-    def __init__(self, net: str = "vgg19") -> None:
+    def __init__(self, net: str, key: str = PERCEPTUAL_KEY) -> None:
         super().__init__()
         if net not in _VGG:
             raise VQEError(f"perceptual loss: unknown net {net!r}; known: {sorted(_VGG)}")
-        self.fallback: str | None = None
-        if net == "vgg19" and not _vgg19_path().exists():
-            self.fallback = "vgg19 weights not available offline; using vgg16 relu3_3/relu4_3"
-            _warn_once(f"perceptual loss: {self.fallback} ({VGG19_CHECKPOINT} is not in the torch hub cache)")
-            net = "vgg16"
-        path = _vgg19_path() if net == "vgg19" else _vgg16_path()
+        path = _vgg19_checked(key) if net == "vgg19" else _vgg16_path(key)
         self.net = net
         self.layers = tuple(_VGG[net][1])
         self._indices = tuple(_VGG[net][1].values())
@@ -217,7 +222,7 @@ class LpipsLoss(nn.Module):
     model, fetched per device and never part of a checkpoint. Float32 even under autocast.
     """
 
-    net, layers, fallback = "lpips-alex", ("conv1", "conv2", "conv3", "conv4", "conv5"), None
+    net, layers = "lpips-alex", ("conv1", "conv2", "conv3", "conv4", "conv5")
 
     def forward(self, out: Tensor, gt: Tensor) -> Tensor:
         from vqe.metrics.perceptual import distance, features, lpips_model
@@ -229,9 +234,10 @@ class LpipsLoss(nn.Module):
             return distance(model, features(model, out.float() * 255), target).mean()
 
 
-def perceptual_loss(net: str) -> nn.Module:
-    """The perceptual term named by the config: "lpips" or a VGG ("vgg19" | "vgg16")."""
-    return LpipsLoss() if net == "lpips" else PerceptualLoss(net)
+def perceptual_loss(net: str, key: str = PERCEPTUAL_KEY) -> nn.Module:
+    """The perceptual term named by the config key `key`: "lpips" or a VGG ("vgg19" | "vgg16"), exactly
+    that network (a VQEError naming `key` when its weights are missing)."""
+    return LpipsLoss() if net == "lpips" else PerceptualLoss(net, key)
 
 
 # --- temporal ----------------------------------------------------------------------------------

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from vqe.atomic import write_json, write_text
 from vqe.errors import VQEError
 from vqe.evaluate import load_evals
 
-TABLE1_KEYS = ("psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps")
+TABLE1_KEYS = ("psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps", "kbps_scored")
 
 # The main paper's Table 1 (250 kbps input, 720p), quoted for reference only: our runs never use it.
 PAPER_TABLE1 = {
@@ -38,76 +41,96 @@ def display_name(method: str) -> str:
     return METHOD_NAMES.get(method, (method,))[0]
 
 
-def build_table1(results_dir: str | Path, main_kbps: float) -> dict[str, dict[str, float]]:
-    """{method: metrics at the main bitrate} from every results/eval/<method>.json."""
-    table = {}
-    for method, data in load_evals(results_dir).items():
+def build_table1(results_dir: str | Path, main_kbps: float, methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """{method: metrics at the main bitrate and the frames they were scored on}, for `methods` in order.
+
+    Every method must have been scored on the same frames: rows over different spans are not comparable."""
+    table: dict[str, dict[str, Any]] = {}
+    for method, data in load_evals(methods, results_dir).items():
         rows = [r for r in data["rates"] if r["kbps_target"] == main_kbps]
         if not rows:
             raise VQEError(f"{results_dir}/eval/{method}.json: no rate point at {main_kbps:g} kbps")
-        table[method] = {k: rows[0][k] for k in TABLE1_KEYS}
-    if not table:
-        raise VQEError(f"{results_dir}/eval: no evaluated methods")
-    return {method: table[method] for method in ordered_methods(table)}
+        table[method] = {**{k: rows[0][k] for k in TABLE1_KEYS}, "frames_scored": rows[0].get("frames_scored")}
+    spans = {json.dumps(row["frames_scored"], sort_keys=True) for row in table.values()}
+    if len(spans) > 1:
+        raise VQEError(f"{results_dir}/eval: methods were scored on different frames; re-run their evaluation "
+                       f"({', '.join(m for m in table)})")
+    return table
 
 
-def ordered_methods(methods) -> list[str]:
-    """Methods in the order of Table 1 (`METHOD_NAMES`), unknown ones last, alphabetically."""
-    order = list(METHOD_NAMES)
-    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
+def describe_span(frames_scored: dict[str, list[int]], clip_frames: dict[str, int] | None = None) -> str:
+    """'bbb: frames 0-7, 25-32, ... (48 of 132)': the scored frames of each clip as runs of consecutive indices."""
+    parts = []
+    for clip, frames in frames_scored.items():
+        runs, first = [], frames[0]
+        for a, b in zip(frames, frames[1:] + [None]):
+            if b != a + 1:
+                runs.append(f"{first}" if first == a else f"{first}–{a}")
+                first = b
+        total = f" of {clip_frames[clip]}" if clip_frames and clip in clip_frames else ""
+        parts.append(f"{clip}: frames {', '.join(runs)} ({len(frames)}{total})")
+    return "; ".join(parts)
 
 
 def _fmt(value: float, digits: int) -> str:
     return "inf" if math.isinf(value) else f"{value:.{digits}f}"
 
 
-def table1_markdown(table: dict[str, dict[str, float]], main_kbps: float, profile: str) -> str:
+def table1_markdown(table: dict[str, dict[str, Any]], main_kbps: float, profile: str,
+                    clip_frames: dict[str, int] | None = None) -> str:
     head = ("| Method | PSNR (dB) ↑ | PSNR-Y ↑ | SSIM ↑ | LPIPS ↓ | tPSNR ↑ | tSSIM ↑ | tOF ↓ | tLP ↓ | VMAF ↑ "
-            "| actual kbps | Paper Table 1 (reference): PSNR / SSIM / LPIPS |")
+            "| stream kbps | scored kbps | Paper Table 1 (reference): PSNR / SSIM / LPIPS |")
+    span = describe_span(next(iter(table.values()))["frames_scored"] or {}, clip_frames)
     lines = [f"Table 1 — test clip at the main bitrate ({main_kbps:g} kbps target, profile `{profile}`).",
-             "", head, "|" + "---|" * 12]
+             f"Scored span: {span}. *stream kbps* is the whole stream's bitrate, *scored kbps* that of the "
+             "scored frames' own packets.", "", head, "|" + "---|" * 13]
     for method, m in table.items():
         name, paper_row = METHOD_NAMES.get(method, (method, None))
         ref = " / ".join(str(v) for v in PAPER_TABLE1[paper_row]) if paper_row else "—"
         cells = [_fmt(m["psnr"], 2), _fmt(m["psnr_y"], 2), _fmt(m["ssim"], 4), _fmt(m["lpips"], 4),
                  _fmt(m["tpsnr"], 2), _fmt(m["tssim"], 4), _fmt(m["tof"], 3), _fmt(m["tlp"], 4),
-                 _fmt(m["vmaf"], 2), _fmt(m["kbps"], 1)]
+                 _fmt(m["vmaf"], 2), _fmt(m["kbps"], 1), _fmt(m["kbps_scored"], 1)]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ref} |")
     lines += ["", "The reference column quotes the paper (720p, 250 kbps, its own data and models); "
               "it is not produced by this repository. tOF and tLP are unscaled (TecoGAN reports ×10 and ×100)."]
     return "\n".join(lines) + "\n"
 
 
-def write_table1(results_dir: str | Path, main_kbps: float, profile: str) -> dict[str, dict[str, float]]:
-    table = build_table1(results_dir, main_kbps)
-    write_json(Path(results_dir) / "table1.json", table)
-    write_text(Path(results_dir) / "table1.md", table1_markdown(table, main_kbps, profile))
+def write_table1(results_dir: str | Path, main_kbps: float, profile: str, methods: Sequence[str],
+                 clip_frames: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
+    """results/table1.json (DVC metrics: the numbers; the span once, under `span`) and results/table1.md."""
+    table = build_table1(results_dir, main_kbps, methods)
+    metrics = {m: {k: v for k, v in row.items() if k != "frames_scored"} for m, row in table.items()}
+    span = next(iter(table.values()))["frames_scored"]
+    write_json(Path(results_dir) / "table1.json", {**metrics, "span": {"frames_scored": span}})
+    write_text(Path(results_dir) / "table1.md", table1_markdown(table, main_kbps, profile, clip_frames))
     return table
 
 
 GAIN_KEYS = ("psnr", "ssim", "lpips", "vmaf", "tpsnr", "tlp")
 
 
-def rate_gains(results_dir: str | Path, reference: str = "input") -> dict[str, list[dict[str, float]]]:
+def rate_gains(results_dir: str | Path, methods: Sequence[str],
+               reference: str = "input") -> dict[str, list[dict[str, float]]]:
     """Per method and test bitrate: each metric minus the reference method's (the compressed input)."""
-    evals = load_evals(results_dir)
-    if reference not in evals:
-        raise VQEError(f"{results_dir}/eval/{reference}.json: the reference method has not been evaluated")
+    if reference not in methods:
+        raise VQEError(f"eval.methods: the reference method {reference!r} is not one of {list(methods)}")
+    evals = load_evals(methods, results_dir)
     ref = {r["rate_id"]: r for r in evals[reference]["rates"]}
     gains = {}
-    for method in ordered_methods(evals):
-        data = evals[method]
+    for method, data in evals.items():
         if method == reference:
             continue
-        gains[method] = [{"kbps_target": r["kbps_target"], "kbps": r["kbps"],
+        gains[method] = [{"kbps_target": r["kbps_target"], "kbps": r["kbps"], "kbps_scored": r["kbps_scored"],
                           **{f"d_{k}": r[k] - ref[r["rate_id"]][k] for k in GAIN_KEYS}}
                          for r in data["rates"] if r["rate_id"] in ref]
     return gains
 
 
-def write_gains(results_dir: str | Path, reference: str = "input") -> dict[str, list[dict[str, float]]]:
+def write_gains(results_dir: str | Path, methods: Sequence[str],
+                reference: str = "input") -> dict[str, list[dict[str, float]]]:
     """results/gains.{json,md}: every method's change against `reference` at every test bitrate."""
-    gains = rate_gains(results_dir, reference)
+    gains = rate_gains(results_dir, methods, reference)
     lines = [f"Change against `{reference}` at every test bitrate (positive ΔPSNR/ΔSSIM/ΔVMAF/ΔtPSNR and "
              "negative ΔLPIPS/ΔtLP are improvements).", "",
              "| Method | target kbps | ΔPSNR (dB) | ΔSSIM | ΔLPIPS | ΔVMAF | ΔtPSNR | ΔtLP |", "|" + "---|" * 8]
@@ -147,12 +170,13 @@ def write_temporal(results_dir: str | Path, table: dict[str, dict[str, float]], 
 DISSECTION = ("input", "stage_a", "gan_evh", "nogan")  # the compressed input, after Stage A, after Stage B
 
 
-def write_dissection(results_dir: str | Path, methods: tuple[str, ...] = DISSECTION) -> str:
-    """results/stage_dissection.md (SUPERVEGAN's Table 7): what each stage adds, at every test bitrate."""
-    evals = load_evals(results_dir)
-    present = [m for m in methods if m in evals]
+def write_dissection(results_dir: str | Path, methods: Sequence[str]) -> str:
+    """results/stage_dissection.md (SUPERVEGAN's Table 7): what each stage adds, at every test bitrate
+    (the stages of `DISSECTION` among the configured `methods`)."""
+    present = [m for m in DISSECTION if m in methods]
     if not present:
-        raise VQEError(f"{results_dir}/eval: none of {methods} has been evaluated")
+        raise VQEError(f"eval.methods: none of the stages {DISSECTION} is configured")
+    evals = load_evals(present, results_dir)
     lines = ["Stage dissection: the compressed input, after Stage A, after Stage B (GAN or NoGAN), at every "
              "test bitrate.", "", "| target kbps | stage | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | VMAF ↑ | tLP ↓ |",
              "|" + "---|" * 7]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from vqe.atomic import write_text
-from vqe.report import display_name, ordered_methods
+from vqe.report import display_name
 from vqe.train.loop import total_seconds
 
 FIGURES = (  # file in results/figures, caption
@@ -152,6 +152,7 @@ def build(results_dir: str | Path, profile: str, main_kbps: float) -> str:
         out += [line, ""]
     table = _load(root / "table1.json")
     if table:
+        table = {m: row for m, row in table.items() if m != "span"}
         out += [f"## Table 1 — test clip at {main_kbps:g} kbps", "", (root / "table1.md").read_text(),
                 table1_reading(table), "", "Every method against the input at every bitrate: [gains.md](gains.md).", ""]
     bd = _load(root / "bdrate.json")
@@ -159,7 +160,7 @@ def build(results_dir: str | Path, profile: str, main_kbps: float) -> str:
         out += ["## BD-rate against the compressed input", "",
                 f"Interpolation `{bd['interpolation']}` in log-rate; negative = fewer bits at equal quality.", "",
                 "| Method | PSNR | VMAF | LPIPS |", "|---|---|---|---|"]
-        out += [f"| {display_name(m)} | {_bd_cells(bd['methods'][m])} |" for m in ordered_methods(bd["methods"])]
+        out += [f"| {display_name(m)} | {_bd_cells(bd['methods'][m])} |" for m in bd["methods"]]
         out += ["", bdrate_reading(bd), "", "Per bitrate: [bitrate_equivalency.csv](bitrate_equivalency.csv).", ""]
     for name, title in (("temporal.md", "Temporal consistency"), ("stage_dissection.md", "Stage dissection")):
         if (root / name).is_file():
@@ -181,6 +182,8 @@ def build(results_dir: str | Path, profile: str, main_kbps: float) -> str:
     speed = _load(root / "benchmarks" / "enhance_speed.json")
     if speed:
         out += ["## Speed (`benchmarks/enhance_speed.py`, run by hand)", "",
+                "**Hand-run benchmark, not produced by `dvc repro`:** the numbers of this section come from the "
+                "last manual run of the command above and may predate the models of this page.", "",
                 f"{speed['frames']} frames of `{speed['clip']}` ({speed['rate_id']}) → {speed['output']}, "
                 f"{speed['device']}, {speed['threads']} threads, {speed.get('batch', '?')} window(s) per forward pass: "
                 + ", ".join(f"{m} {v:.2f} frames/s" for m, v in speed["fps_vqe_enhance"].items())

@@ -156,10 +156,12 @@ def _packets(stream: av.VideoStream, frames: np.ndarray) -> Iterator[av.Packet]:
     yield from stream.encode(None)
 
 
-def keyframe_indices(path: str | Path) -> list[int]:
-    """Frame indices of the keyframes of a stored bitstream, read back from its packets."""
+def frame_packets(path: str | Path) -> tuple[np.ndarray, list[int]]:
+    """A stored bitstream's packets in display order: (bits of each frame's packet, keyframe indices).
+
+    The per-frame sizes give the bitrate of any span of frames (`kbps_scored` of an evaluation)."""
     with open_video(Path(path)) as container:
         stream = container.streams.video[0]
-        pts = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.pts is not None]
-    order = {p: i for i, p in enumerate(sorted(p for p, _ in pts))}
-    return sorted(order[p] for p, key in pts if key)
+        packets = sorted((p.pts, p.size, p.is_keyframe) for p in container.demux(stream) if p.pts is not None)
+    bits = np.array([8 * size for _, size, _ in packets], dtype=np.int64)
+    return bits, [i for i, (_, _, key) in enumerate(packets) if key]

@@ -1,8 +1,8 @@
 """PyTorch datasets over the synthesised manifest.
 
 `TrainPatches` yields random aligned patches `(lq_window, gt_centre)` with flips and rotations for
-training; `ClipWindows` walks one clip sequentially for evaluation. Both read memory-mapped .npy
-arrays and pad the window at the clip's ends by replicating the edge frame.
+training. It reads memory-mapped .npy arrays and pads the window at the clip's ends by replicating
+the edge frame (`window_indices`, also what validation uses).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vqe.data.manifest import EncodeEntry, Manifest
+from vqe.data.manifest import Manifest
 from vqe.errors import VQEError
 
 
@@ -94,20 +94,3 @@ class TrainPatches(Dataset):
         if self.do_augment:
             lq, gt = augment(lq, gt, rng)
         return to_tensor(lq), to_tensor(gt)
-
-
-class ClipWindows(Dataset):
-    """Whole frames of one encode in order: item t = (window around t, GT frame t)."""
-
-    def __init__(self, manifest: Manifest, entry: EncodeEntry, n: int, *, low_res: bool = False) -> None:
-        self.manifest, self.entry, self.n = manifest, entry, n
-        self.lq = manifest.lq(entry, low_res=low_res)
-        self.gt = manifest.gt(entry.clip)
-
-    def __len__(self) -> int:
-        return self.entry.frames
-
-    def __getitem__(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not 0 <= t < len(self):
-            raise IndexError(t)
-        return to_tensor(self.lq[window_indices(t, self.n, len(self))]), to_tensor(self.gt[t])

@@ -1,4 +1,4 @@
-"""The paper's degradation (§IV): down-scale -> encode -> decode -> bicubic up-scale to GT size."""
+"""The paper's degradation (§IV): down-scale (swscale bicubic) -> encode -> decode -> bicubic up-scale to GT size."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 from vqe.data import video
 from vqe.data.codec import EncodeResult, EncodeSettings, encode_at_rate
 from vqe.errors import VQEError
+from vqe.upscale import bicubic_frames
 
 
 def downscale(gt: np.ndarray, scale: int) -> np.ndarray:
@@ -22,6 +23,10 @@ def downscale(gt: np.ndarray, scale: int) -> np.ndarray:
 
 
 def upscale(frames: np.ndarray, height: int, width: int, interpolation: str = "BICUBIC") -> np.ndarray:
+    """Up-scaling to the ground-truth size: BICUBIC is the project's one bicubic (`vqe.upscale`), the
+    base every model adds its residual to; other interpolations (the Lanczos baseline) use swscale."""
+    if interpolation == "BICUBIC":
+        return bicubic_frames(frames, height, width)
     return video.resize(frames, height, width, interpolation)
 
 

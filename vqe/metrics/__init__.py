@@ -9,9 +9,13 @@ tLP) and `vmaf`.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import torch
 
+from vqe.errors import VQEError
 from vqe.metrics.fidelity import check_frames, check_pair, ms_ssim, psnr, psnr_y, resolve_device, ssim
 from vqe.metrics.perceptual import lpips_clip, lpips_model
 from vqe.metrics.temporal import TemporalReference, tlp_from_steps, tof, tpsnr, tssim
@@ -20,8 +24,15 @@ from vqe.metrics.vmaf import vmaf as vmaf_score
 KEYS = ("psnr", "psnr_y", "ssim", "ms_ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf")
 
 
+TEMPORAL_KEYS = ("tpsnr", "tssim", "tof", "tlp")  # defined on consecutive pairs of a run
+
+
 class Reference:
-    """A ground-truth clip (uint8 (T, H, W, 3), RGB) with its precomputed GT-only quantities."""
+    """A ground-truth clip (uint8 (T, H, W, 3), RGB) with its precomputed GT-only quantities.
+
+    The GT-only temporal quantities (optical flows, consecutive LPIPS) are built on first use, so
+    scoring only per-frame metrics (training validation) never pays for them.
+    """
 
     def __init__(self, gt: np.ndarray, *, device: torch.device | str | None = None, fps: float = 25.0,
                  batch_size: int = 8) -> None:
@@ -30,32 +41,59 @@ class Reference:
         self.fps = fps
         self.batch_size = batch_size
         self.lpips = lpips_model("alex", self.device)
-        self.temporal = TemporalReference.build(gt, self.lpips, batch_size)
+
+    @functools.cached_property
+    def temporal(self) -> TemporalReference:
+        return TemporalReference.build(self.gt, self.lpips, self.batch_size)
 
 
-def measure(out: np.ndarray, ref: Reference, *, vmaf: bool = True) -> dict[str, float]:
-    """Clip-level scores of `out` against `ref`, keyed by `KEYS`, as plain floats.
+def measure(out: np.ndarray, ref: Reference, *, vmaf: bool = True,
+            keys: Sequence[str] = KEYS) -> dict[str, float]:
+    """Clip-level scores of `out` against `ref`, for `keys` (default all of `KEYS`), as plain floats.
 
     Per-frame metrics are averaged over frames (a frame identical to the GT has PSNR +inf, and
     so does the mean). NaN marks what is undefined: MS-SSIM for frames under 161 px on the short
     side, VMAF under 17 px, temporal metrics for single frames; VMAF is also NaN when `vmaf=False`.
     """
     check_pair(out, ref.gt)
-    gt, dev, bs, tref = ref.gt, ref.device, ref.batch_size, ref.temporal
-    lpips_frames, lpips_steps = lpips_clip(out, gt, ref.lpips, bs)  # one backbone pass per frame
-    scores = {
-        "psnr": psnr(out, gt).mean(),
-        "psnr_y": psnr_y(out, gt).mean(),
-        "ssim": ssim(out, gt, dev, bs).mean(),
-        "ms_ssim": ms_ssim(out, gt, dev, bs).mean(),
-        "lpips": lpips_frames.mean(),
-        "tpsnr": tpsnr(out, tref, dev, bs),
-        "tssim": tssim(out, tref, dev, bs),
-        "tof": tof(out, tref),
-        "tlp": tlp_from_steps(lpips_steps, tref.lpips_steps),
-        "vmaf": vmaf_score(out, gt, ref.fps)[0] if vmaf else np.nan,
+    unknown = set(keys) - set(KEYS)
+    if unknown:
+        raise VQEError(f"unknown metrics {sorted(unknown)}; use some of {KEYS}")
+    gt, dev, bs = ref.gt, ref.device, ref.batch_size
+    if "lpips" in keys or "tlp" in keys:  # one backbone pass per frame serves both
+        lpips_frames, lpips_steps = lpips_clip(out, gt, ref.lpips, bs)
+    metric: dict[str, Callable[[], float]] = {
+        "psnr": lambda: psnr(out, gt).mean(),
+        "psnr_y": lambda: psnr_y(out, gt).mean(),
+        "ssim": lambda: ssim(out, gt, dev, bs).mean(),
+        "ms_ssim": lambda: ms_ssim(out, gt, dev, bs).mean(),
+        "lpips": lambda: lpips_frames.mean(),
+        "tpsnr": lambda: tpsnr(out, ref.temporal, dev, bs) if len(out) > 1 else np.nan,
+        "tssim": lambda: tssim(out, ref.temporal, dev, bs) if len(out) > 1 else np.nan,
+        "tof": lambda: tof(out, ref.temporal) if len(out) > 1 else np.nan,
+        "tlp": lambda: tlp_from_steps(lpips_steps, ref.temporal.lpips_steps) if len(out) > 1 else np.nan,
+        "vmaf": lambda: vmaf_score(out, gt, ref.fps)[0] if vmaf else np.nan,
     }
-    return {k: float(scores[k]) for k in KEYS}
+    return {k: float(metric[k]()) for k in KEYS if k in keys}
+
+
+def measure_runs(outs: Sequence[np.ndarray], refs: Sequence[Reference], *, vmaf: bool = True,
+                 keys: Sequence[str] = KEYS) -> dict[str, float]:
+    """Scores of a span made of runs of consecutive frames (`outs[i]` against `refs[i]`).
+
+    Per-frame metrics are the mean over every frame of the span; temporal ones the mean over every
+    consecutive pair inside a run (runs are not joined to each other), NaN when no run has a pair.
+    """
+    if len(outs) != len(refs) or not outs:
+        raise VQEError(f"measure_runs: {len(outs)} outputs for {len(refs)} references")
+    scores = [measure(o, r, vmaf=vmaf, keys=keys) for o, r in zip(outs, refs)]
+    merged = {}
+    for k in scores[0]:
+        weights = np.array([len(o) - 1 if k in TEMPORAL_KEYS else len(o) for o in outs], dtype=float)
+        values = np.array([s[k] for s in scores])
+        use = weights > 0
+        merged[k] = float(np.average(values[use], weights=weights[use])) if use.any() else float("nan")
+    return merged
 
 
 def bpp(kbps: float, width: int, height: int, fps: float) -> float:
@@ -63,4 +101,4 @@ def bpp(kbps: float, width: int, height: int, fps: float) -> float:
     return kbps * 1000.0 / (width * height * fps)
 
 
-__all__ = ["KEYS", "Reference", "bpp", "measure"]
+__all__ = ["KEYS", "TEMPORAL_KEYS", "Reference", "bpp", "measure", "measure_runs"]

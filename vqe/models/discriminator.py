@@ -23,14 +23,6 @@ def strides(layers: int) -> list[int]:
     return [2] * layers + [1, 1]
 
 
-def receptive_field(layers: int) -> int:
-    """Input pixels seen (along one axis) by one output logit: r <- (r - 1) * stride + kernel, output first."""
-    r = 1
-    for s in reversed(strides(layers)):
-        r = (r - 1) * s + KERNEL
-    return r
-
-
 class PatchDiscriminator(nn.Module):
     """x: (B, in_channels, H, W) in [0, 1] -> real/fake logits (B, 1, h', w'), one per patch."""
 

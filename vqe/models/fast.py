@@ -22,7 +22,8 @@ from torch import nn
 
 from vqe.config import FastModel
 from vqe.errors import VQEError
-from vqe.models.stage_a import bicubic_up, upsampler
+from vqe.models.stage_a import upsampler
+from vqe.upscale import bicubic_up
 from vqe.models.stage_b import conv_act
 
 BACKBONES = {"small": (torchvision.models.mobilenet_v3_small, torchvision.models.MobileNet_V3_Small_Weights),
@@ -134,20 +135,23 @@ class FastRestorer(nn.Module):
         return self.base(frame) + self.residual(padded)[..., :h * self.scale, :w * self.scale]
 
     def load_encoder_weights(self) -> str:
-        """Load torchvision's ImageNet encoder from the torch hub cache (never downloads); says what was used.
+        """Initialise the encoder as `encoder_weights` says, exactly (no fallback); says what was used.
 
-        Called once by the trainer before training; a saved model already holds its trained encoder.
+        scratch: the random init, unchanged; imagenet: torchvision's ImageNet checkpoint from the torch hub
+        cache (never downloaded), a VQEError naming the key and the file when it is absent. Called once by
+        the trainer before training; a saved model already holds its trained encoder.
         """
         mode = self.config["encoder_weights"]
         if mode == "scratch":
             return "scratch"
+        if mode != "imagenet":
+            raise VQEError(f"parameter nogan_fast.model.encoder_weights: {mode!r} is not imagenet or scratch")
         name = checkpoint_name(self.encoder_name)
         path = Path(torch.hub.get_dir()) / "checkpoints" / name
         if not path.is_file():
-            if mode == "auto":
-                return "scratch"
-            raise VQEError(f"{path}: ImageNet MobileNetV3 checkpoint not found (encoder_weights=imagenet never "
-                           "downloads; put torchvision's file there or use encoder_weights=scratch)")
+            raise VQEError(f"parameter nogan_fast.model.encoder_weights is imagenet, but torchvision's ImageNet "
+                           f"MobileNetV3-{self.encoder_name} checkpoint {path} does not exist (it is never "
+                           "downloaded: put torchvision's file there, or set encoder_weights to scratch)")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             features = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("features.")}

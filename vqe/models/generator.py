@@ -2,8 +2,8 @@
 
 Stage A restores the centre frame of a 2N+1 window; Stage B adds a residual of synthesised detail
 on top (eq. 6). With `stage_b.enabled = false` (the "no Stage B" ablation) the generator is Stage
-A alone. `sequence` runs the windows of a short clip in one batch, forwards or time-reversed, which
-is what the temporal losses (ping-pong, flow, D_T) of phase 2 need.
+A alone. `sequence_windows` cuts a short clip into the windows of its frames, which is what the
+temporal losses (ping-pong, flow, D_T) of phase 2 need (`vqe.train.gan.generate` runs them in one batch).
 """
 
 from __future__ import annotations
@@ -34,22 +34,6 @@ class Generator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.stage_a(x)
         return self.stage_b(y) if self.stage_b is not None else y
-
-    def sequence(self, lq: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-        """Outputs for k consecutive frames from their 2n+k LQ frames (B, 2n+k, 3, h, w) -> (B, k, 3, H, W).
-
-        `reverse` feeds every window in reversed time order: the backward pass of the ping-pong loss.
-        """
-        return run_sequence(self, lq, self.n, reverse)
-
-
-def run_sequence(net: nn.Module, lq: torch.Tensor, n: int, reverse: bool = False) -> torch.Tensor:
-    """`Generator.sequence` for any window model (also a DDP wrapper): all k windows in one batch."""
-    windows = sequence_windows(lq, n)
-    b, k = windows.shape[:2]
-    if reverse:
-        windows = windows.flip(2)
-    return net(windows.flatten(0, 1)).unflatten(0, (b, k))
 
 
 def sequence_windows(lq: torch.Tensor, n: int) -> torch.Tensor:

@@ -19,11 +19,7 @@ from torch import nn
 from vqe.config import StageAModel
 from vqe.models.align import PCDAlign
 from vqe.models.rrdb import RRDB, ResidualBlock
-
-
-def bicubic_up(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Frames (N, C, h, w) up-sampled `scale` times (bicubic, no clamping): the base a residual is added to."""
-    return x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+from vqe.upscale import bicubic_up
 
 
 class LearnedUpsample(nn.Module):

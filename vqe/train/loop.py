@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from vqe.atomic import write_json
-from vqe.config import TrainParams
+from vqe.config import Params, TrainParams
 from vqe.errors import VQEError
 from vqe.train import checkpoint
 from vqe.train.distributed import Dist
@@ -186,6 +186,12 @@ def total_seconds(summary: dict[str, Any]) -> float:
     """A training summary's wall time: one phase's `seconds`, or the sum over a schedule's sub-phases."""
     seconds = summary["seconds"]
     return float(sum(seconds.values())) if isinstance(seconds, dict) else float(seconds)
+
+
+def validation_kbps(params: Params) -> Optional[float]:
+    """The bitrate every phase validates at: the main test bitrate, unless training data is encoded at a
+    CRF (then every rate)."""
+    return None if params.synth.train_crf is not None or params.synth.crf is not None else params.eval.main_kbps
 
 
 def _check_finite(name: str, logs: dict[str, float], it: int, ckpt_path: Path) -> None:

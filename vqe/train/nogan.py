@@ -42,9 +42,10 @@ from vqe.models.fast import FastRestorer
 from vqe.models.generator import from_stage_a
 from vqe.train import checkpoint, distributed
 from vqe.train.distributed import Dist
-from vqe.train.loop import Phase, cosine, export, fit, optimise
-from vqe.train.stage_a import amp_name, autocast_dtype, autocaster, validation_kbps
-from vqe.train.stage_b import SEQ_FRAMES, GanObjective, gan_step, generate, generator_groups, load_stage_a
+from vqe.train.amp import amp_name, autocast_dtype
+from vqe.train.gan import SEQ_FRAMES, Batch, GanObjective, GanUpdates, gan_step
+from vqe.train.loop import Phase, cosine, export, fit, validation_kbps
+from vqe.train.stage_b import generator_groups, load_stage_a
 from vqe.train.validate import Validator
 
 log = logging.getLogger(__name__)
@@ -64,23 +65,6 @@ def plateau(extra: dict[str, Any], patience: int, min_delta: float, beta: float 
     return stop
 
 
-def critic_updater(net: nn.Module, n: int, objective: GanObjective, d_opt: torch.optim.Optimizer, grad_clip: float,
-                   device: torch.device, autocast: Callable, scaler: Optional[torch.amp.GradScaler] = None
-                   ) -> Callable[[tuple[torch.Tensor, torch.Tensor]], dict[str, float]]:
-    """One critic update on a batch: real vs the generator's output, with no gradient into the generator."""
-    d_params = [p for d in objective.discs.values() for p in d.parameters()]
-
-    def update(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
-        with torch.no_grad():
-            _, real, fake, _ = generate(net, n, batch, device, autocast, pingpong=False)
-        with autocast():
-            loss_d, logs = objective.discriminator_loss(real, fake)
-        optimise(loss_d, d_opt, d_params, grad_clip, scaler)
-        return logs
-
-    return update
-
-
 def critic_step(update: Callable, dist: Dist) -> Callable:
     """Critic pre-training: critic updates only; logs the rank-averaged accuracy the plateau rule reads."""
 
@@ -92,10 +76,8 @@ def critic_step(update: Callable, dist: Dist) -> Callable:
     return step
 
 
-def handoff_step(critic: Callable, net: nn.Module, n: int, objective: GanObjective, g_opt: torch.optim.Optimizer,
-                 g_params: list[torch.Tensor], thresh: float, grad_clip: float, device: torch.device,
-                 autocast: Callable, dist: Dist, extra: dict[str, Any],
-                 scaler: Optional[torch.amp.GradScaler] = None) -> Callable:
+def handoff_step(critic: Callable, updates: GanUpdates, g_opt: torch.optim.Optimizer, g_params: list[torch.Tensor],
+                 thresh: float, dist: Dist, extra: dict[str, Any]) -> Callable:
     """DeOldify's adaptive switching: critic updates until its loss < `thresh`, then one generator step."""
 
     def step(batch: tuple[torch.Tensor, torch.Tensor], it: int) -> dict[str, float]:
@@ -105,10 +87,7 @@ def handoff_step(critic: Callable, net: nn.Module, n: int, objective: GanObjecti
             if dist.mean(logs["loss_d"]) < thresh:  # the same decision on every rank
                 extra["turn"] = "generator"
             return {**logs, "g_turn": 0.0}
-        lq, real, fake, reversed_centre = generate(net, n, batch, device, autocast, objective.pingpong)
-        with autocast():
-            loss_g, logs = objective.generator_losses(lq, real, fake, reversed_centre, 1.0)
-        optimise(loss_g, g_opt, g_params, grad_clip, scaler)
+        logs = updates.generator_update(updates.generate(batch), g_opt, g_params, 1.0)
         extra["turn"] = "critic"
         extra["g_updates"] = extra.get("g_updates", 0) + 1
         return {**logs, "g_turn": 1.0}
@@ -146,8 +125,8 @@ class NoGan:
         run_discs = {k: DistributedDataParallel(d) if dist.world > 1 else d for k, d in self.discs.items()}
         self.objective = GanObjective(cfg.loss, run_discs, gen.n, dist.device)
         self.dtype = autocast_dtype(dist.device, cfg.train.amp)
-        self.autocast = autocaster(dist.device, self.dtype)
-        self.scalers = tuple(torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16) for _ in range(2))
+        # one pair of loss scalers for the whole schedule
+        self.updates = GanUpdates(self.net, self.objective, dist.device, self.dtype, cfg.train.grad_clip)
         temporal = "temporal" in cfg.disc.kinds or (cfg.loss.temporal != "none" and cfg.loss.pp > 0)
         self.dataset = TrainPatches(manifest, "train", gen.n, cfg.train.patch, low_res=gen.scale > 1,
                                     seed=params.seed, rate_ids=cfg.train.rate_ids,
@@ -159,9 +138,9 @@ class NoGan:
         return fit(phase, self.dataset, cfg, run_dir=self.run_dir / name, seed=self.params.seed, fp=fp,
                    dist=self.dist, live_dir=live, progress=self.progress)
 
-    def _critic(self, d_opt: torch.optim.Optimizer) -> Callable:
-        return critic_updater(self.net, self.gen.n, self.objective, d_opt, self.cfg.train.grad_clip, self.dist.device,
-                              self.autocast, self.scalers[1])
+    def _critic(self, d_opt: torch.optim.Optimizer) -> Callable[[Batch], dict[str, float]]:
+        """One critic update on a batch: real vs the frozen generator's output (no gradient into it)."""
+        return lambda batch: self.updates.discriminator_update(self.updates.generate(batch, frozen=True), d_opt)
 
     def _validate(self) -> Optional[Callable[[], dict]]:
         return (lambda: self.validator(self.gen)) if self.validator else None
@@ -172,8 +151,7 @@ class NoGan:
         g_opt = torch.optim.Adam(self.groups, betas=tuple(cfg.betas))
         scheds = {"g": cosine(g_opt, cfg.iters, cfg.lr_min)}
         g_params = [p for g in self.groups for p in g["params"]]
-        step = gan_step(self.net, self.gen.n, self.objective, g_opt, None, scheds, cfg, self.dist.device, self.dtype,
-                        self.scalers, g_params, weight=lambda it: 0.0)  # w = 0: D is never called
+        step = gan_step(self.updates, g_opt, g_params, scheds, weight=lambda it: 0.0)  # w = 0: D is never called
         phase = Phase("pretrain", {"generator": self.gen}, {"g": g_opt}, scheds, step, validate=self._validate())
         return self._fit(phase, cfg, "pretrain")
 
@@ -204,9 +182,7 @@ class NoGan:
         name = f"handoff_{cycle}"
         best = self.run_dir / name / "best.pt"
         extra: dict[str, Any] = {}
-        step = handoff_step(self._critic(d_opt), self.net, self.gen.n, self.objective, g_opt, g_params,
-                            cfg.critic_thresh, cfg.grad_clip, self.dist.device, self.autocast, self.dist, extra,
-                            self.scalers[0])
+        step = handoff_step(self._critic(d_opt), self.updates, g_opt, g_params, cfg.critic_thresh, self.dist, extra)
         validate = keep_best(self.validator, self.gen, extra, best) if self.validator else None
         phase = Phase(name, {"generator": self.gen, "discriminators": self.discs}, {"g": g_opt, "d": d_opt}, {},
                       step, validate=validate, extra=extra)

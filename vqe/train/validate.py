@@ -1,8 +1,9 @@
 """Validation during training: whole frames of the validation clips at the main bitrate.
 
-A handful of frames per clip, scored by PSNR and LPIPS-alex against the ground truth, so the curves
-in `dvc plots` show both what Stage A optimises (distortion) and what Stage B is for (perception),
-and, for phase 2, tLP on consecutive frames (flicker).
+Scored exactly as Table 1 is: the model restores uint8 frames through `vqe.enhance.restore_span` (the
+code `vqe enhance` and the evaluation run) and `vqe.metrics.measure_runs` scores them against the
+ground truth, the compressed input row included. So a validation gain is the gain Table 1 would show
+on the same frames: PSNR and LPIPS-alex, and for consecutive frames tLP (flicker).
 """
 
 from __future__ import annotations
@@ -13,24 +14,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from vqe.data.dataset import to_tensor, window_indices
 from vqe.data.manifest import Manifest
+from vqe.enhance import default_batch, restore_span
 from vqe.errors import VQEError
-from vqe.metrics.perceptual import distance, features, lpips_model
-from vqe.metrics.temporal import tlp_from_steps
-
-
-def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR of images in [0, 1] (peak 1), over the whole batch."""
-    mse = torch.mean((a.double() - b.double()) ** 2)
-    return float(10 * torch.log10(1 / mse)) if mse > 0 else float("inf")
+from vqe.metrics import Reference, measure_runs
 
 
 class Validator:
-    """Fixed validation windows; `__call__(model)` -> {'psnr', 'lpips'[, 'tlp']} of the model's output.
+    """Fixed validation frames; `__call__(model)` -> {'psnr', 'lpips'[, 'tlp'], 'psnr_gain'} of the model's output.
 
-    `consecutive=True` scores a run of `frames` consecutive frames from the middle of each clip
-    instead of frames spread over it, and adds tLP (temporal flicker, as `metrics.temporal.tlp`).
+    `frames` frames spread over each clip, or with `consecutive=True` one run of `frames` consecutive
+    frames from the middle of each clip, which adds tLP (temporal flicker).
     """
 
     def __init__(self, manifest: Manifest, n: int, *, low_res: bool, kbps: Optional[float], frames: int,
@@ -38,44 +32,30 @@ class Validator:
         entries = [e for e in manifest.select(split) if kbps is None or e.kbps_target == kbps]
         if not entries:
             raise VQEError(f"{manifest.root}: no {split} encodes at {kbps} kbps to validate on")
-        self.device, self.consecutive = device, consecutive
-        self.samples: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.clips: list[list[int]] = []  # sample indices of each clip, in time order
-        inputs = []  # the bicubic up-scaled decode, for reference
+        self.device = torch.device(device)
+        self.keys = ("psnr", "lpips", "tlp") if consecutive else ("psnr", "lpips")
+        # (decoded frames the model reads, scored runs, their references), per validation encode
+        self.items: list[tuple[np.ndarray, list[list[int]], list[Reference]]] = []
+        inputs = []  # the bicubic up-scaled decode: the input row, scored by the same code
         for e in entries:
-            lq, up, gt = manifest.lq(e, low_res=low_res), manifest.lq(e), manifest.gt(e.clip)
-            self.clips.append([])
-            for t in frame_indices(e.frames, frames, consecutive):
-                self.clips[-1].append(len(self.samples))
-                self.samples.append((to_tensor(lq[window_indices(t, n, e.frames)]), to_tensor(gt[t])))
-                inputs.append(to_tensor(up[t]))
-        self.lpips = lpips_model("alex", device)
-        with torch.no_grad():  # the targets' LPIPS features, computed once for every validation
-            self.gt_features = [features(self.lpips, gt.to(device)[None] * 255) for _, gt in self.samples]
-        self.input_scores = self._score(inputs)
-
-    def _score(self, outputs: list[torch.Tensor]) -> dict[str, float]:
-        psnr, lp, feats = [], [], []
-        for out, (_, gt), fg in zip(outputs, self.samples, self.gt_features):
-            out = out.to(self.device)[None].clamp(0, 1)
-            psnr.append(psnr_db(out, gt.to(self.device)[None]))
-            feats.append(features(self.lpips, out * 255))
-            lp.append(float(distance(self.lpips, feats[-1], fg)))
-        scores = {"psnr": float(np.mean(psnr)), "lpips": float(np.mean(lp))}
-        if self.consecutive:  # consecutive-frame LPIPS of the output and of the ground truth
-            pairs = [(a, b) for clip in self.clips for a, b in zip(clip[:-1], clip[1:])]
-            out_steps = [float(distance(self.lpips, feats[b], feats[a])) for a, b in pairs]
-            gt_steps = [float(distance(self.lpips, self.gt_features[b], self.gt_features[a])) for a, b in pairs]
-            scores["tlp"] = tlp_from_steps(np.array(out_steps), np.array(gt_steps))
-        return scores
+            gt, up = manifest.gt(e.clip), manifest.lq(e)
+            runs = ([frame_indices(e.frames, frames, True)] if consecutive
+                    else [[t] for t in frame_indices(e.frames, frames, False)])
+            refs = [Reference(np.asarray(gt[r]), device=self.device, fps=e.fps) for r in runs]
+            self.items.append((manifest.lq(e, low_res=low_res), runs, refs))
+            inputs += [np.asarray(up[r]) for r in runs]
+        self.refs = [ref for _, _, refs in self.items for ref in refs]
+        self.input_scores = measure_runs(inputs, self.refs, vmaf=False, keys=self.keys)
 
     @torch.inference_mode()
     def __call__(self, model: nn.Module) -> dict[str, float]:
         was_training = model.training
         model.eval()
-        outputs = [model(lq.to(self.device)[None])[0] for lq, _ in self.samples]
+        batch = default_batch(self.device)
+        outputs = [restore_span(model, lq, r[0], len(r), batch=batch, device=self.device)
+                   for lq, runs, _ in self.items for r in runs]
         model.train(was_training)
-        scores = self._score(outputs)
+        scores = measure_runs(outputs, self.refs, vmaf=False, keys=self.keys)
         scores["psnr_gain"] = scores["psnr"] - self.input_scores["psnr"]
         return scores
 
