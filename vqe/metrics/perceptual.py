@@ -19,7 +19,7 @@ import lpips
 import numpy as np
 import torch
 
-from vqe.metrics.fidelity import (batches, check_frames, check_pair, map_pairs, resolve_device, to_numpy,
+from vqe.metrics.fidelity import (batches, check_frames, check_pair, resolve_device, to_numpy,
                                   to_tensor)
 from vqe.weights import provision_weights
 
@@ -53,15 +53,6 @@ def distance(model: lpips.LPIPS, fa: Features, fb: Features) -> torch.Tensor:
     """LPIPS (N,) between two feature lists: learned channel weights, spatial mean, sum over layers."""
     layers = (lpips.spatial_average(lin((a - b) ** 2), keepdim=True) for lin, a, b in zip(model.lins, fa, fb))
     return sum(layers).reshape(-1)
-
-
-def lpips_distance(a: np.ndarray, b: np.ndarray, model: lpips.LPIPS | None = None,
-                   batch_size: int = 8) -> np.ndarray:
-    """Per-frame LPIPS between two uint8 (T, H, W, 3) clips (0 = identical; lower is better)."""
-    check_pair(a, b)
-    model = model if model is not None else lpips_model()
-    return map_pairs(lambda x, y: distance(model, features(model, x), features(model, y)),
-                     a, b, _device(model), batch_size)
 
 
 @torch.inference_mode()
