@@ -10,8 +10,8 @@ import torch
 from conftest import ROOT, smoke_params_for
 
 from vqe.ablation import (load_results, run_variant, stage_a_params, stage_a_path, summarise, train_stage_as,
-                          variant_params, with_overrides, write_summary)
-from vqe.config import compose, params_from_dict
+                          variant_params, write_summary)
+from vqe.config import compose, params_from_dict, with_overrides
 from vqe.errors import VQEError
 from vqe.models import load_model
 from vqe.enhance import restore_span

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -46,8 +48,11 @@ def test_low_res_patches_line_up_with_the_target(smoke_manifest):
 def test_sequences_pair_each_gt_frame_with_its_own_window(smoke_manifest, augment):
     """frames_out=3: GT frames first..first+2 and LQ frames first-n..first+2+n, inside the clip."""
     k, n = 3, 1
-    ds = TrainPatches(smoke_manifest, "train", n, 32, frames_out=k, augment=augment, seed=2)
-    plain = TrainPatches(smoke_manifest, "train", n, 32, augment=augment, seed=2)
+    # the camera-motion clip: its frames differ enough for the check below (the tiny procedural clips are busy
+    # and near-static at this size)
+    manifest = replace(smoke_manifest, encodes=[e for e in smoke_manifest.encodes if e.clip == "syn_astronaut"])
+    ds = TrainPatches(manifest, "train", n, 32, frames_out=k, augment=augment, seed=2)
+    plain = TrainPatches(manifest, "train", n, 32, augment=augment, seed=2)
     for i in (0, 5, len(ds) - 1):  # first frame, middle, last frame of the last clip
         lq, gt = ds[i]
         assert lq.shape == (2 * n + k, 3, 32, 32) and gt.shape == (k, 3, 32, 32)

@@ -206,7 +206,7 @@ def test_architecture_boxes_carry_the_generator_configuration(tmp_path, monkeypa
     assert labels == [
         "input window\n2N+1 = 3 frames", "features\n3 res. blocks",
         "PCD alignment\n2 levels [8, 4]\n2 offset groups", "1×1 fusion\n→ 8 ch", "2 × RRDB\n+ ECBAM, growth 4",
-        "pixel shuffle ×2", "+ bicubic ×2\n= Y^A (Stage A)", "U-Net (1 level)\n6 filters\n1 res. blocks",
+        "pixel shuffle ×2\n+ convs at output size", "+ bicubic ×2\n= Y^A (Stage A)", "U-Net (1 level)\n6 filters\n1 res. blocks",
         "+ Y^A\n= Ŷ (Stage B)",
         "discriminators (spatial, temporal):\nPatchGAN, 16 ch, 3 stride-2 layers;\n"
         "relativistic average loss (phase 2 only)"]
@@ -217,6 +217,12 @@ def test_architecture_boxes_carry_the_generator_configuration(tmp_path, monkeypa
     labels, arrows, _ = _architecture_labels(figs[1])
     assert labels[4:7] == ["2 × RRDB\nno ECBAM, growth 4", "conv", "+ centre frame\n= Y^A (Stage A)"]
     assert len(labels) == 8 and arrows == 6 and not any("U-Net" in t for t in labels)
+    # the low-resolution recipe: stacked frames, residual blocks, a pixel-shuffle tail
+    stack = Generator(replace(a, align="stack", block="residual", tail="shuffle"), b, scale=2)
+    architecture(stack.config, stack.scale, disc, tmp_path / "stack.png")
+    labels, _, _ = _architecture_labels(figs[2])
+    assert labels[1:4] == ["frames stacked\non channels\n3×3 conv → 8 ch", "2 × res. block\n+ ECBAM",
+                           "conv → 3·2² ch\npixel shuffle ×2"]
 
 
 def test_ablation_bars_draw_the_mean_differences_with_spreads_and_the_papers(tmp_path, monkeypatch):

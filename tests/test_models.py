@@ -13,7 +13,7 @@ from vqe.config import StageAModel
 from vqe.errors import VQEError
 from vqe.models import build_model, load_model, save_model
 from vqe.models.attention import ChannelAttention, ECBAM, SpatialAttention
-from vqe.models.rrdb import RRDB
+from vqe.models.rrdb import RRDB, ResidualBlock
 from vqe.models.stage_a import LearnedUpsample, StageA
 
 SMALL = dict(align_channels=[8, 8, 8], offset_groups=4, extract_blocks=1, channels=8, blocks=1, growth=4)
@@ -37,6 +37,48 @@ def test_shapes_in_every_mode(mode, scale, base, h, w):
     s = scale if mode == "sra" else 1
     assert model.scale == s
     assert out.shape == (2, 3, h * s, w * s)
+
+
+RECIPES = [dict(align="pcd", block="rrdb", tail="hr"), dict(align="stack", block="residual", tail="shuffle"),
+           dict(align="stack", block="rrdb", tail="hr"), dict(align="pcd", block="residual", tail="shuffle")]
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+@pytest.mark.parametrize("mode,scale", [("sra", 2), ("pp", 1)])
+def test_every_recipe_switch_combination_runs_and_starts_at_its_base(recipe, mode, scale):
+    torch.manual_seed(0)
+    model = StageA(small(mode=mode, **recipe), scale=scale)
+    x = torch.rand(2, 5, 3, 14, 18)
+    out = model(x)
+    assert out.shape == (2, 3, 14 * scale, 18 * scale)
+    assert torch.allclose(out, model.base(x[:, 2]), atol=1e-6)
+    assert (model.align is None) == (recipe["align"] == "stack")
+    assert model.offset_mean() == 0.0
+
+
+def test_stack_recipe_convs_all_run_at_the_decoded_size():
+    """`tail: shuffle` keeps every conv at the input size: only the pixel shuffle changes the size."""
+    model = StageA(small(mode="sra", align="stack", block="residual", tail="shuffle", attention=False), scale=2)
+    sizes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:])))
+             for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    model(torch.rand(1, 5, 3, 10, 12))
+    for h in hooks:
+        h.remove()
+    assert sizes and set(sizes) == {(10, 12)}
+    stack = sum(p.numel() for p in model.parameters())
+    pcd = sum(p.numel() for p in StageA(small(mode="sra"), scale=2).parameters())
+    assert stack < pcd
+
+
+def test_stack_recipe_reads_every_frame_of_the_window():
+    torch.manual_seed(0)
+    model = StageA(small(mode="sra", align="stack", block="residual", tail="shuffle"), scale=2)
+    for p in model.parameters():  # move every weight off its initialisation
+        torch.nn.init.normal_(p, std=0.1)
+    x = torch.rand(1, 5, 3, 8, 8, requires_grad=True)
+    model(x).sum().backward()
+    assert all(x.grad[0, t].abs().sum() > 0 for t in range(5))
 
 
 @pytest.mark.parametrize("n", [0, 1, 3])
@@ -112,6 +154,13 @@ def test_attention_switch_changes_the_block():
     with_att, without = RRDB(16, 8, attention=True), RRDB(16, 8, attention=False)
     assert sum(p.numel() for p in with_att.parameters()) > sum(p.numel() for p in without.parameters())
     assert isinstance(without.attention, torch.nn.Identity)
+    res_att, res = ResidualBlock(16, attention=True), ResidualBlock(16)
+    assert isinstance(res.attention, torch.nn.Identity) and isinstance(res_att.attention, ECBAM)
+    x = torch.rand(1, 16, 8, 8)
+    res_att.load_state_dict(res.state_dict(), strict=False)  # same convs: only the gate differs
+    assert not torch.allclose(res_att(x), res(x))
+    stack = StageA(small(align="stack", block="residual", tail="shuffle", attention=False), scale=2)
+    assert not any(isinstance(m, ECBAM) for m in stack.modules())
 
 
 def test_save_and_load_round_trip(tmp_path):

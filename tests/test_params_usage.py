@@ -48,7 +48,7 @@ READ_ELSEWHERE = {
 RETURNS_ITS_ARGUMENT = {
     # asdict(params) + dotlist overrides + params_from_dict: the same parameters, some of them changed; the
     # keys are read where the returned copy is used.
-    "vqe.ablation.with_overrides": 0,
+    "vqe.config.with_overrides": 0,
 }
 
 # The keys removed from sections that never read them (issue 16): each must now be an unknown key.
@@ -718,9 +718,10 @@ def test_committed_params_keys_are_exactly_the_schema_fields():
 
 
 def test_schema_classes_have_no_defaults_but_clip_entries():
-    """One source of values: conf/. (ClipSpec: Hydra has no defaults for the items of a list.)"""
+    """One source of values: conf/. (ClipSpec and its LeavesSpec: Hydra has no defaults for the items of a list.)"""
     with_defaults = {f"{c.__name__}.{f.name}" for c in vars(schema).values()
-                     if isinstance(c, type) and dataclasses.is_dataclass(c) and c is not schema.ClipSpec
+                     if isinstance(c, type) and dataclasses.is_dataclass(c)
+                     and c not in (schema.ClipSpec, schema.LeavesSpec)
                      for f in dataclasses.fields(c)
                      if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
     assert with_defaults == set()

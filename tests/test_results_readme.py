@@ -71,3 +71,18 @@ def test_run_line_names_the_data_and_hardware(tmp_path):
     (tmp_path / "train" / "stage_a.json").write_text(json.dumps({"device": "cpu", "threads": 2}))
     assert run_line(tmp_path) == ("Data: 3 clips (22 frames, 6 encodes), test bitrates 30, 62.5 kbps. "
                                   "Hardware: cpu, 2 threads (from the training summaries).")
+
+
+def test_scaling_section_reports_each_recipes_best_validation_point():
+    from vqe.results_readme import scaling_section
+
+    point = lambda s, v, t: {"iteration": s, "seconds": 10.0 * s, "psnr_gain": v, "lpips_gain": -v / 10,  # noqa: E731
+                             "test_psnr_gain": t, "test_lpips_gain": -t / 10}
+    study = {"kbps": 62.5, "span": {"segments": 6, "segment_frames": 2}, "recipes": {
+        "paper": {"parameters": 120000, "it_per_s": 1.5, "curve": [point(1, 0.01, 0.02), point(2, 0.03, 0.01)]},
+        "stack": {"parameters": 280000, "it_per_s": 2.25, "curve": [point(1, 0.10, 0.12), point(2, 0.05, 0.2)]}}}
+    page = "\n".join(scaling_section(study))
+    assert "Stage A recipes at 62.5 kbps" in page and "6 runs of 2 frames" in page
+    # paper: its best val point is the 2nd (0.03); stack: the 1st (0.10), whose test gain is 0.12, not the end's 0.2
+    assert "| paper | 120,000 | 1.50 | 20 | +0.030 | -0.0030 | +0.010 | -0.0010 | +0.010 |" in page
+    assert "| stack | 280,000 | 2.25 | 10 | +0.100 | -0.0100 | +0.120 | -0.0120 | +0.200 |" in page

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
+from vqe.data import sources
 from vqe.data.manifest import Manifest
 from vqe.data.synthesise import summary, synthesise
 
@@ -12,8 +13,14 @@ from vqe.data.synthesise import summary, synthesise
 def test_manifest_covers_every_clip_and_rate(smoke_manifest, smoke_params):
     m = smoke_manifest
     names = [c.name for c in m.clips]
-    assert names == [c.name for c in smoke_params.synth.clips]
-    assert len(m.encodes) == len(names) * len(smoke_params.synth.bitrates_kbps)
+    assert names == [c.name for spec in smoke_params.synth.clips for c in sources.expand(spec)]
+    assert "leaves_0001" in names  # a procedural entry expands to `count` clips
+    # every clip at every bitrate, but a clip with a crf_range once, at a CRF of its range
+    ranged = {c.name for spec in smoke_params.synth.clips if spec.crf_range for c in sources.expand(spec)}
+    assert ranged and len(m.encodes) == (len(names) - len(ranged)) * len(smoke_params.synth.bitrates_kbps) + len(ranged)
+    for e in m.encodes:
+        assert (e.crf is not None) == (e.clip in ranged)
+        assert e.crf is None or (26 <= e.crf <= 38 and e.kbps_target is None)
     assert {c.split for c in m.clips} == {"train", "val", "test"}
     assert [c.name for c in m.clips if c.split == "test"] == ["bbb"]
     reloaded = Manifest.load(m.root / "manifest.json")
@@ -58,7 +65,8 @@ def test_summary_reports_target_and_actual_rates(smoke_manifest, tmp_path):
     for row, e in zip(table.itertuples(), smoke_manifest.encodes):
         with av.open(str(smoke_manifest.root / e.stream)) as stream:
             nbytes = sum(p.size for p in stream.demux(video=0))
-        assert (row.rate_id, row.kbps_target) == (e.rate_id, e.kbps_target)
+        assert row.rate_id == e.rate_id
+        assert row.kbps_target == e.kbps_target or (e.kbps_target is None and np.isnan(row.kbps_target))  # CRF rows
         assert row.kbps == pytest.approx(nbytes * 8 * e.fps / e.frames / 1000, rel=5e-3)
     # rate errors of hand-made rows: 45 kbps for a 40 kbps target is +12.5 %, 38.2 kbps is -4.5 %, a CRF encode has none
     e = smoke_manifest.select("test")[0]  # the JSON lists the test rows

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from vqe.atomic import write_json
-from vqe.config import Params, params_from_dict
+from vqe.config import Params, with_overrides
 from vqe.data.manifest import Manifest
 from vqe.errors import VQEError
 from vqe.metrics.fidelity import resolve_device
@@ -34,16 +32,6 @@ METRICS = ("psnr", "lpips", "tlp")
 # no Stage B +1.1 dB; no ping-pong LPIPS +0.02; spatial D only -0.2 dB and LPIPS +0.015; no ECBAM -0.2 dB.
 PAPER_DELTAS = {"no_stage_b": {"d_psnr": 1.1}, "no_pingpong": {"d_lpips": 0.02},
                 "spatial_d": {"d_psnr": -0.2, "d_lpips": 0.015}, "no_ecbam": {"d_psnr": -0.2}}
-
-
-def with_overrides(params: Params, overrides: list[str], origin: str) -> Params:
-    """`params` with dotlist overrides applied and validated (errors name `origin`)."""
-    base = OmegaConf.create(asdict(params))
-    try:
-        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
-    except Exception as e:
-        raise VQEError(f"{origin}: bad override in {overrides}: {e}") from None
-    return params_from_dict(OmegaConf.to_container(merged, resolve=True), origin=origin)  # type: ignore[arg-type]
 
 
 def budget(params: Params, seed: int) -> list[str]:
@@ -104,7 +92,7 @@ def run_variant(params: Params, name: str, models_dir: str | Path = "models/abla
     from vqe.train.stage_b import train_stage_b
 
     manifest = Manifest.load(params.synth.out_dir)
-    device = resolve_device(None if params.eval.device == "auto" else params.eval.device)
+    device = resolve_device(params.eval.device)
     runs, score = [], None
     for seed in params.ablation.seeds:
         p = variant_params(params, name, seed)

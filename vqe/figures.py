@@ -302,16 +302,24 @@ def architecture(config: dict, scale: int, disc: dict, path: str | Path) -> Path
     a, b = config["stage_a"], config["stage_b"]
     n = a["n"]
     base = "bicubic ×%d" % scale if a["mode"] == "sra" else "centre frame"
-    stages = [
-        (f"input window\n2N+1 = {2 * n + 1} frames", "#dddddd"),
-        (f"features\n{a['extract_blocks']} res. blocks", "#cfe2f3"),
-        (f"PCD alignment\n{len(a['align_channels'])} levels {a['align_channels']}\n{a['offset_groups']} offset groups",
-         "#cfe2f3"),
-        (f"1×1 fusion\n→ {a['channels']} ch", "#cfe2f3"),
-        (f"{a['blocks']} × RRDB\n{'+ ECBAM' if a['attention'] else 'no ECBAM'}, growth {a['growth']}", "#cfe2f3"),
-        (f"pixel shuffle ×{scale}" if a["mode"] == "sra" else "conv", "#cfe2f3"),
-        (f"+ {base}\n= Y^A (Stage A)", "#fff2cc"),
-    ]
+    stages = [(f"input window\n2N+1 = {2 * n + 1} frames", "#dddddd")]
+    if a.get("align", "pcd") == "pcd":
+        stages += [(f"features\n{a['extract_blocks']} res. blocks", "#cfe2f3"),
+                   (f"PCD alignment\n{len(a['align_channels'])} levels {a['align_channels']}\n"
+                    f"{a['offset_groups']} offset groups", "#cfe2f3"),
+                   (f"1×1 fusion\n→ {a['channels']} ch", "#cfe2f3")]
+    else:
+        stages += [(f"frames stacked\non channels\n3×3 conv → {a['channels']} ch", "#cfe2f3")]
+    attention = "+ ECBAM" if a["attention"] else "no ECBAM"
+    stages += [(f"{a['blocks']} × RRDB\n{attention}, growth {a['growth']}" if a.get("block", "rrdb") == "rrdb"
+                else f"{a['blocks']} × res. block\n{attention}", "#cfe2f3")]
+    if a["mode"] != "sra":
+        stages += [("conv", "#cfe2f3")]
+    elif a.get("tail", "hr") == "hr":
+        stages += [(f"pixel shuffle ×{scale}\n+ convs at output size", "#cfe2f3")]
+    else:
+        stages += [(f"conv → 3·{scale}² ch\npixel shuffle ×{scale}", "#cfe2f3")]
+    stages += [(f"+ {base}\n= Y^A (Stage A)", "#fff2cc")]
     if b["enabled"]:
         stages += [(f"U-Net (1 level)\n{b['channels']} filters\n{b['blocks']} res. blocks", "#d9ead3"),
                    ("+ Y^A\n= Ŷ (Stage B)", "#fff2cc")]
@@ -407,4 +415,27 @@ def resilience(table: pd.DataFrame, path: str | Path, metrics: tuple[str, ...] =
     np.atleast_1d(axes)[-1].legend(fontsize=7)
     fig.suptitle("Training-bitrate resilience (the fast restorer)")
     fig.tight_layout()
+    return save(fig, path)
+
+
+SCALING_PANELS = (("psnr_gain", "ΔPSNR (dB) ↑"), ("lpips_gain", "ΔLPIPS ↓"))
+
+
+def scaling(study: dict, path: str | Path) -> Path:
+    """Quality against training seconds (log axis), one line per recipe: validation solid, test dashed
+    (`vqe.scaling.collect`'s JSON); the dotted zero line is the compressed input."""
+    rows = [{"recipe": name, "split": split, "seconds": p["seconds"], **{k: p[prefix + k] for k, _ in SCALING_PANELS}}
+            for name, r in study["recipes"].items() for p in r["curve"]
+            for split, prefix in (("val", ""), ("test", "test_"))]
+    data = pd.DataFrame(rows)
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(1, len(SCALING_PANELS), figsize=(5.2 * len(SCALING_PANELS), 3.8))
+    for ax, (col, label) in zip(axes, SCALING_PANELS):
+        sns.lineplot(data=data, x="seconds", y=col, hue="recipe", style="split", style_order=["val", "test"],
+                     marker="o", ax=ax, legend=ax is axes[-1])
+        ax.axhline(0, color="k", ls=":", lw=1)
+        ax.set(xscale="log", xlabel="training wall-clock seconds (log)", ylabel=label)
+    if axes[-1].get_legend():
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle(f"Stage A recipes: gain over the input against training time ({study['kbps']:g} kbps)")
     return save(fig, path)

@@ -31,6 +31,8 @@ FIGURES = (  # file in results/figures, caption
     ("codec_generalisation.png", "Models trained on H.264 tested on H.265, VP9 and AV1 input (grey: on H.264)."),
     ("bitrate_resilience.png", "The fast restorer trained at one bitrate or at all, tested at every bitrate."),
     ("gan_vs_nogan.png", "Phase-2 GAN against NoGAN over wall-clock time, and the spread of the adversarial losses."),
+    ("scaling.png", "Quality against compute: each Stage A recipe's gain over the input against its training "
+                    "seconds (log axis), on the val split (solid) and the test span (dashed)."),
     ("train_stage_a.png", "Stage A training curves."),
     ("train_stage_b.png", "Phase-2 (GAN) training dynamics: loss terms, D(real)/D(fake), validation."),
     ("synthesis_samples.png", "The data: ground truth and decodes at the lowest and highest bitrate of every clip."),
@@ -130,6 +132,22 @@ def resilience_section(res: dict[str, Any]) -> list[str]:
     return out
 
 
+def scaling_section(study: dict[str, Any]) -> list[str]:
+    """Each recipe's best validation point and the test gain there, with its compute (`results/scaling.json`)."""
+    span = study["span"]
+    out = [f"## Quality against compute — Stage A recipes at {study['kbps']:g} kbps", "",
+           f"Test span: {span['segments']} runs of {span['segment_frames']} frames. Each row is the recipe's "
+           "validation point with the highest ΔPSNR on the val split, and the test gain at that same point.", "",
+           "| recipe | parameters | it/s | seconds to that point | val ΔPSNR | val ΔLPIPS | test ΔPSNR | test ΔLPIPS "
+           "| test ΔPSNR at the end |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in study["recipes"].items():
+        best = max(r["curve"], key=lambda p: p["psnr_gain"])
+        out.append(f"| {name} | {r['parameters']:,} | {r['it_per_s']:.2f} | {best['seconds']:.0f} | "
+                   f"{best['psnr_gain']:+.3f} | {best['lpips_gain']:+.4f} | {best['test_psnr_gain']:+.3f} | "
+                   f"{best['test_lpips_gain']:+.4f} | {r['curve'][-1]['test_psnr_gain']:+.3f} |")
+    return out + [""]
+
+
 def training_rows(train_dir: Path) -> list[str]:
     """One line per training summary: wall time, throughput, device."""
     rows = []
@@ -167,7 +185,8 @@ def build(results_dir: str | Path, profile: str, main_kbps: float) -> str:
             out += [f"## {title}", "", (root / name).read_text()]
     from vqe.ablation import PAPER_DELTAS
 
-    for name, section in (("ablations.json", lambda d: ablation_section(d, PAPER_DELTAS)),
+    for name, section in (("scaling.json", scaling_section),
+                          ("ablations.json", lambda d: ablation_section(d, PAPER_DELTAS)),
                           ("codecs.json", codecs_section), ("resilience.json", resilience_section)):
         data = _load(root / name)
         if data:

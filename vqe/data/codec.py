@@ -114,7 +114,7 @@ def encode_at_rate(frames: np.ndarray, path: str | Path, settings: EncodeSetting
             best = result
         if abs(result.kbps / wanted - 1) <= tolerance:
             break
-        target *= wanted / result.kbps
+        target = max(1.0, target * wanted / result.kbps)  # x264 takes whole kbps: never 0
     assert best is not None
     if best is not result:  # the file on disk is the last attempt: put the best one back
         encode(frames, path, replace(settings, kbps=best.encoder_kbps))

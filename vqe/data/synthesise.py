@@ -8,7 +8,9 @@ import shutil
 from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Optional
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from vqe.atomic import save_npy
@@ -21,11 +23,15 @@ from vqe.metrics import bpp
 from vqe.metrics.fidelity import psnr
 
 
-def rate_points(synth: SynthParams, split: str) -> list[tuple[str, EncodeSettings]]:
-    """(rate_id, settings) for each encode of a clip of `split`."""
+def rate_points(synth: SynthParams, split: str, spec: Optional[ClipSpec] = None) -> list[tuple[str, EncodeSettings]]:
+    """(rate_id, settings) for each encode of a clip of `split`; a clip with a `crf_range` gets one
+    encode, at a CRF drawn from that range by the clip's seed."""
     crf = synth.train_crf if split != "test" and synth.train_crf is not None else synth.crf
     common = dict(codec=synth.codec, preset=synth.preset, intra_period=synth.intra_period,
                   threads=synth.encoder_threads, bitexact=synth.bitexact)
+    if spec is not None and spec.crf_range is not None:
+        lo, hi = spec.crf_range
+        crf = int(np.random.default_rng([spec.seed, 0x0C5F]).integers(lo, hi + 1))
     if crf is not None:
         return [(f"{synth.codec}_crf{crf}", EncodeSettings(crf=crf, **common))]
     return [(f"{synth.codec}_{b:g}k", EncodeSettings(kbps=b, **common)) for b in synth.bitrates_kbps]
@@ -42,7 +48,8 @@ def synthesise(synth: SynthParams, external_dir: Path = sources.EXTERNAL_DIR) ->
     parallel = synth.workers > 1 and len(jobs) > 1
     # spawn, not fork: a forked child of a process that has used torch's thread pool can hang
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(synth.workers, mp_context=spawn) if parallel else contextlib.nullcontext() as pool:
+    pool_of = (lambda: ProcessPoolExecutor(synth.workers, mp_context=spawn, initializer=_one_thread)) if parallel else None
+    with pool_of() if pool_of else contextlib.nullcontext() as pool:
         mapper = pool.map if pool is not None else map
         results = list(tqdm(mapper(_clip_job, jobs), total=len(jobs), desc="synthesise", unit="clip"))
     manifest = Manifest(root, [c for c, _ in results], [e for _, es in results for e in es])
@@ -52,6 +59,14 @@ def synthesise(synth: SynthParams, external_dir: Path = sources.EXTERNAL_DIR) ->
 
 def _clip_job(job: tuple[ClipSpec, SynthParams, Path, Path]) -> tuple[ClipEntry, list[EncodeEntry]]:
     return synthesise_clip(*job)
+
+
+def _one_thread() -> None:
+    """Worker initialiser: one torch thread per process. `workers` processes at the default thread count
+    oversubscribed the cores (rendering ran several times slower per clip); the results are the same."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def synthesise_clip(spec: ClipSpec, synth: SynthParams, root: Path,
@@ -64,7 +79,7 @@ def synthesise_clip(spec: ClipSpec, synth: SynthParams, root: Path,
     clip = ClipEntry(spec.name, spec.split, spec.source, t, h, w, fps, f"{spec.name}/gt.npy")
     lr = downscale(gt, synth.scale)
     encodes = []
-    for rate_id, settings in tqdm(rate_points(synth, spec.split), desc=spec.name, leave=False):
+    for rate_id, settings in tqdm(rate_points(synth, spec.split, spec), desc=spec.name, leave=False):
         settings = replace(settings, fps=fps)
         folder = Path(spec.name) / rate_id
         lq_lr, result = encode_decode(lr, root / folder / "stream.mkv", settings, synth.rate_tolerance)

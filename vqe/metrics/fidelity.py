@@ -33,8 +33,8 @@ PairFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The given device, or CUDA when there is one and CPU otherwise."""
-    if device is None:
+    """The given device, or (None or "auto") CUDA when there is one and CPU otherwise."""
+    if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 

@@ -56,13 +56,16 @@ class RRDB(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """conv-ReLU-conv with an identity shortcut (no batch norm), for feature extraction."""
+    """conv-ReLU-conv with an identity shortcut (no batch norm), for feature extraction; with `attention`,
+    ECBAM gates the residual (the cheap trunk block of Stage A's low-resolution recipe keeps the paper's
+    attention, so its "no ECBAM" ablation still means something)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, attention: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         scaled_kaiming_(self)
+        self.attention = ECBAM(channels) if attention else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(torch.relu(self.conv1(x)))
+        return x + self.attention(self.conv2(torch.relu(self.conv1(x))))

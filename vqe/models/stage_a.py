@@ -1,8 +1,15 @@
 """Stage A (§III-A/B): multi-frame distortion reduction, G_A(X_{t-N:t+N}).
 
-Per-frame features -> feature pyramid -> PCD alignment of every neighbour onto frame t -> 1x1 fusion
-of the 2N+1 aligned maps -> RRDB/ECBAM trunk -> (SRA: pixel-shuffle up-sampling) -> residual R_A,
-added to a base image: the centre frame itself (PP, eq. 3) or its up-sampled version (SRA, eq. 4).
+The paper's model (`align: pcd, block: rrdb, tail: hr`): per-frame features -> feature pyramid -> PCD
+alignment of every neighbour onto frame t -> 1x1 fusion of the 2N+1 aligned maps -> RRDB/ECBAM trunk ->
+(SRA: pixel-shuffle up-sampling, then convs at the output size) -> residual R_A, added to a base image:
+the centre frame itself (PP, eq. 3) or its up-sampled version (SRA, eq. 4).
+
+The CPU-efficient recipe of the scaling study swaps each part for a cheaper one: `align: stack` feeds
+the 2N+1 frames stacked on channels to one conv (early fusion, no deformable sampling), `block: residual`
+uses conv-ReLU-conv blocks, and `tail: shuffle` ends with one conv to 3*scale^2 channels and a pixel
+shuffle, so every conv runs at the decoded size.
+
 The last conv starts at zero, so an untrained model returns its base: training only ever learns a
 correction, which is the "safe" behaviour the paper asks of Stage A.
 """
@@ -11,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -62,22 +70,34 @@ class StageA(nn.Module):
         self.n = cfg.n
         self.scale = scale if cfg.mode == "sra" else 1
         chans, c = cfg.align_channels, cfg.channels
-        self.multiple = 2 ** (len(chans) - 1)  # input sizes are padded to this for the pyramid
         act = nn.LeakyReLU(0.1, inplace=True)
-        self.extract = nn.Sequential(nn.Conv2d(3, chans[0], 3, padding=1), act,
-                                     *(ResidualBlock(chans[0]) for _ in range(cfg.extract_blocks)))
-        self.down = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), act, nn.Conv2d(cout, cout, 3, padding=1), act)
-            for cin, cout in zip(chans[:-1], chans[1:]))
-        self.align = PCDAlign(chans, cfg.offset_groups, cfg.offset_warn, impl)
-        self.fusion = nn.Conv2d((2 * cfg.n + 1) * chans[0], c, 1)
-        self.trunk = nn.Sequential(*(RRDB(c, cfg.growth, cfg.attention) for _ in range(cfg.blocks)))
+        t = 2 * cfg.n + 1
+        self.align: Optional[PCDAlign] = None
+        if cfg.align == "pcd":
+            self.multiple = 2 ** (len(chans) - 1)  # input sizes are padded to this for the pyramid
+            self.extract = nn.Sequential(nn.Conv2d(3, chans[0], 3, padding=1), act,
+                                         *(ResidualBlock(chans[0]) for _ in range(cfg.extract_blocks)))
+            self.down = nn.ModuleList(
+                nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), act, nn.Conv2d(cout, cout, 3, padding=1), act)
+                for cin, cout in zip(chans[:-1], chans[1:]))
+            self.align = PCDAlign(chans, cfg.offset_groups, cfg.offset_warn, impl)
+            self.fusion = nn.Conv2d(t * chans[0], c, 1)
+        else:  # stack: one conv over the 2n+1 frames on channels
+            self.multiple = 1
+            self.fusion = nn.Conv2d(t * 3, c, 3, padding=1)
+        block = (lambda: RRDB(c, cfg.growth, cfg.attention)) if cfg.block == "rrdb" else (lambda: ResidualBlock(c, cfg.attention))
+        self.trunk = nn.Sequential(*(block() for _ in range(cfg.blocks)))
         self.trunk_conv = nn.Conv2d(c, c, 3, padding=1)
-        self.upsample = upsampler(c, self.scale)
-        self.conv_hr = nn.Conv2d(c, c, 3, padding=1)
-        self.conv_last = nn.Conv2d(c, 3, 3, padding=1)
-        nn.init.zeros_(self.conv_last.weight)
-        nn.init.zeros_(self.conv_last.bias)
+        if cfg.tail == "hr":
+            self.upsample = upsampler(c, self.scale)
+            self.conv_hr: Optional[nn.Conv2d] = nn.Conv2d(c, c, 3, padding=1)
+            self.conv_last = nn.Conv2d(c, 3, 3, padding=1)
+        else:  # shuffle: the residual is computed at the decoded size and pixel-shuffled up
+            self.upsample, self.conv_hr = nn.Sequential(), None
+            self.conv_last = nn.Sequential(nn.Conv2d(c, 3 * self.scale ** 2, 3, padding=1), nn.PixelShuffle(self.scale))
+        last = self.conv_last if cfg.tail == "hr" else self.conv_last[0]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
         self.base_up = LearnedUpsample(self.scale) if cfg.base == "learned" and self.scale > 1 else None
 
     def base(self, centre: torch.Tensor) -> torch.Tensor:
@@ -89,6 +109,17 @@ class StageA(nn.Module):
         if t != 2 * self.n + 1:
             raise ValueError(f"Stage A expects windows of {2 * self.n + 1} frames, got {t}")
         centre = x[:, self.n]
+        feat = self.fusion(self._aligned(x) if self.align is not None else x.flatten(1, 2))
+        feat = feat + self.trunk_conv(self.trunk(feat))
+        feat = self.upsample(feat)
+        if self.conv_hr is not None:
+            feat = F.leaky_relu(self.conv_hr(feat), 0.2)
+        residual = self.conv_last(feat)
+        return self.base(centre) + residual[..., :h * self.scale, :w * self.scale]
+
+    def _aligned(self, x: torch.Tensor) -> torch.Tensor:
+        """PCD: every frame's features aligned onto the centre frame's, concatenated on channels."""
+        b, t, _, h, w = x.shape
         ph, pw = -h % self.multiple, -w % self.multiple
         frames = F.pad(x.flatten(0, 1), (0, pw, 0, ph), mode="replicate") if ph or pw else x.flatten(0, 1)
         pyramid = [self.extract(frames)]
@@ -104,14 +135,16 @@ class StageA(nn.Module):
             out = self.align(nbr, refs).unflatten(0, (b, len(others)))
             for j, i in enumerate(others):
                 aligned[i] = out[:, j]
-        feat = self.fusion(torch.cat(aligned, 1))
-        feat = feat + self.trunk_conv(self.trunk(feat))
-        residual = self.conv_last(F.leaky_relu(self.conv_hr(self.upsample(feat)), 0.2))
-        return self.base(centre) + residual[..., :h * self.scale, :w * self.scale]
+        return torch.cat(aligned, 1)
+
+    def offset_mean(self) -> float:
+        """The largest mean |offset| of the PCD levels (0 without alignment), logged against instability."""
+        return max(self.align.offset_means()) if self.align is not None else 0.0
 
     def param_groups(self, lr: float, offset_lr_mult: float) -> list[dict]:
         """Optimiser groups: the deformable-offset convs may learn at a different rate (EDVR)."""
-        offset = {id(p) for m in self.align.offset_modules() for p in m.parameters()}
+        modules = self.align.offset_modules() if self.align is not None else []
+        offset = {id(p) for m in modules for p in m.parameters()}
         rest = [p for p in self.parameters() if id(p) not in offset]
         groups = [{"params": rest, "lr": lr}]
         if offset:

@@ -41,7 +41,7 @@ class Dist:
 def setup(device: str = "auto") -> Dist:
     """Join the process group when launched by torchrun; pick this rank's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    dev = resolve_device(None if device == "auto" else device)
+    dev = resolve_device(device)
     if world == 1:
         return Dist(0, 1, dev)
     local = int(os.environ.get("LOCAL_RANK", "0"))

@@ -60,7 +60,7 @@ def stage_a_phase(model: StageA, cfg: TrainParams, device: torch.device, net: Op
         sched.step()
         if ema is not None:
             ema.update_parameters(model)
-        return {"loss": loss.item(), "lr": sched.get_last_lr()[0], "offset_mean": max(model.align.offset_means())}
+        return {"loss": loss.item(), "lr": sched.get_last_lr()[0], "offset_mean": model.offset_mean()}
 
     modules = {"model": model, **({"ema": ema} if ema is not None else {})}
     phase = Phase("stage_a", modules, {"adam": opt}, {"cosine": sched}, step)
@@ -71,9 +71,11 @@ def stage_a_phase(model: StageA, cfg: TrainParams, device: torch.device, net: Op
 def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt",
                   run_dir: str | Path = "checkpoints/stage_a", live_dir: Optional[str | Path] = "results/train/stage_a",
                   summary_path: Optional[str | Path] = "results/train/stage_a.json",
-                  progress: bool = True, validate: bool = True) -> dict[str, Any]:
+                  progress: bool = True, validate: bool = True,
+                  extra_scores: Optional[Callable[[nn.Module], dict[str, float]]] = None) -> dict[str, Any]:
     """Phase 1; exports the model (EMA weights when `ema` > 0). `validate=False` skips validation
-    (the ablation study scores its runs itself)."""
+    (the ablation study scores its runs itself); `extra_scores(model)` adds scores to every validation
+    (the scaling study's test-span curve)."""
     cfg, mcfg = params.stage_a.train, params.stage_a.model
     dist = distributed.setup(cfg.device)
     try:
@@ -85,7 +87,8 @@ def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt
         low_res = mcfg.mode == "sra"
         validator = Validator(manifest, mcfg.n, low_res=low_res, kbps=validation_kbps(params), frames=cfg.val_frames,
                               device=dist.device) if dist.main and validate else None
-        phase.validate = (lambda: validator(final)) if validator else None
+        if validator is not None:
+            phase.validate = lambda: {**validator(final), **(extra_scores(final) if extra_scores else {})}
         dataset = TrainPatches(manifest, "train", mcfg.n, cfg.patch, low_res=low_res, seed=params.seed,
                                rate_ids=cfg.rate_ids)
         fp = checkpoint.fingerprint("stage_a", asdict(params.stage_a), params.seed, params.synth.scale,

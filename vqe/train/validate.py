@@ -8,6 +8,7 @@ on the same frames: PSNR and LPIPS-alex, and for consecutive frames tLP (flicker
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Optional
 
 import numpy as np
@@ -21,29 +22,36 @@ from vqe.metrics import Reference, measure_runs
 
 
 class Validator:
-    """Fixed validation frames; `__call__(model)` -> {'psnr', 'lpips'[, 'tlp'], 'psnr_gain'} of the model's output.
+    """Fixed validation frames; `__call__(model)` -> {'psnr', 'lpips'[, 'tlp'], 'psnr_gain', 'lpips_gain'} of the
+    model's output (gains: model minus the input row; a negative LPIPS gain is an improvement).
 
     `frames` frames spread over each clip, or with `consecutive=True` one run of `frames` consecutive
-    frames from the middle of each clip, which adds tLP (temporal flicker).
+    frames from the middle of each clip, which adds tLP (temporal flicker); `runs` (clip length -> runs of
+    frames, e.g. the evaluation span) overrides both.
     """
 
     def __init__(self, manifest: Manifest, n: int, *, low_res: bool, kbps: Optional[float], frames: int,
-                 device: torch.device, split: str = "val", consecutive: bool = False) -> None:
+                 device: torch.device, split: str = "val", consecutive: bool = False,
+                 runs: Optional[Callable[[int], list[list[int]]]] = None) -> None:
         entries = [e for e in manifest.select(split) if kbps is None or e.kbps_target == kbps]
         if not entries:
             raise VQEError(f"{manifest.root}: no {split} encodes at {kbps} kbps to validate on")
         self.device = torch.device(device)
-        self.keys = ("psnr", "lpips", "tlp") if consecutive else ("psnr", "lpips")
+        self.keys = ("psnr", "lpips", "tlp") if consecutive and runs is None else ("psnr", "lpips")
         # (decoded frames the model reads, scored runs, their references), per validation encode
         self.items: list[tuple[np.ndarray, list[list[int]], list[Reference]]] = []
         inputs = []  # the bicubic up-scaled decode: the input row, scored by the same code
         for e in entries:
             gt, up = manifest.gt(e.clip), manifest.lq(e)
-            runs = ([frame_indices(e.frames, frames, True)] if consecutive
-                    else [[t] for t in frame_indices(e.frames, frames, False)])
-            refs = [Reference(np.asarray(gt[r]), device=self.device, fps=e.fps) for r in runs]
-            self.items.append((manifest.lq(e, low_res=low_res), runs, refs))
-            inputs += [np.asarray(up[r]) for r in runs]
+            if runs is not None:
+                clip_runs = runs(e.frames)
+            elif consecutive:
+                clip_runs = [frame_indices(e.frames, frames, True)]
+            else:
+                clip_runs = [[t] for t in frame_indices(e.frames, frames, False)]
+            refs = [Reference(np.asarray(gt[r]), device=self.device, fps=e.fps) for r in clip_runs]
+            self.items.append((manifest.lq(e, low_res=low_res), clip_runs, refs))
+            inputs += [np.asarray(up[r]) for r in clip_runs]
         self.refs = [ref for _, _, refs in self.items for ref in refs]
         self.input_scores = measure_runs(inputs, self.refs, vmaf=False, keys=self.keys)
 
@@ -57,6 +65,7 @@ class Validator:
         model.train(was_training)
         scores = measure_runs(outputs, self.refs, vmaf=False, keys=self.keys)
         scores["psnr_gain"] = scores["psnr"] - self.input_scores["psnr"]
+        scores["lpips_gain"] = scores["lpips"] - self.input_scores["lpips"]
         return scores
 
 

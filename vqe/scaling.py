@@ -1,0 +1,95 @@
+"""The quality-vs-compute study: each training recipe's validation and test gain against wall-clock seconds.
+
+None of the seed papers publishes this curve, and on 2 CPU cores it is what decides a recipe: the one
+that gains most per second wins, not the one that is best at convergence. A recipe is a name plus dotlist
+overrides of `stage_a` (`scaling.recipes`); every recipe trains through the shared Stage A phase with its
+usual validation (the val split) plus a test span (`scaling.segments` x `scaling.segment_frames` spread
+over each test clip, at `eval.main_kbps`), logged with dvclive. `collect` reads those logs back into
+`results/scaling.json`, which the figure plots on a log time axis.
+
+The test curve is reported, not used: no recipe or stopping point is chosen from it by this code.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vqe.atomic import write_json
+from vqe.config import Params, with_overrides
+from vqe.data.manifest import Manifest
+from vqe.errors import VQEError
+from vqe.evaluate import scored_runs
+from vqe.metrics.fidelity import resolve_device
+from vqe.train.stage_a import train_stage_a
+from vqe.train.validate import Validator
+
+CURVE_KEYS = ("seconds", "psnr_gain", "lpips_gain", "test_psnr_gain", "test_lpips_gain")
+
+def recipe_params(params: Params, name: str) -> Params:
+    """`params` with recipe `name`'s overrides applied (errors name the recipe)."""
+    if name not in params.scaling.recipes:
+        raise VQEError(f"scaling.recipes: no recipe {name!r} (have {sorted(params.scaling.recipes)})")
+    return with_overrides(params, list(params.scaling.recipes[name]), f"scaling.recipes.{name}")
+
+def test_scorer(params: Params, manifest: Manifest, n: int, device: torch.device) -> Validator:
+    """The test clips' span `scaling.segments` x `scaling.segment_frames` at the main bitrate, scored like
+    Table 1 (through `restore_span`)."""
+    return Validator(manifest, n, low_res=params.stage_a.model.mode == "sra", kbps=params.eval.main_kbps,
+                     frames=1, device=device, split="test",
+                     runs=lambda length: scored_runs(length, params.scaling.segments, params.scaling.segment_frames))
+
+def run_recipe(params: Params, name: str, out_dir: str | Path = "results/scaling",
+               models_dir: str | Path = "models/scaling", runs_dir: str | Path = "checkpoints/scaling",
+               progress: bool = True) -> dict[str, Any]:
+    """Train recipe `name` (resumable: its checkpoint lives in `runs_dir/name`); returns its summary."""
+    p = recipe_params(params, name)
+    manifest = Manifest.load(p.synth.out_dir)
+    scorer = test_scorer(p, manifest, p.stage_a.model.n, resolve_device(p.stage_a.train.device))
+
+    def test_scores(model: torch.nn.Module) -> dict[str, float]:
+        scores = scorer(model)
+        return {"test_psnr_gain": scores["psnr_gain"], "test_lpips_gain": scores["lpips_gain"]}
+
+    out_dir = Path(out_dir)
+    return train_stage_a(p, model_path=Path(models_dir) / f"{name}.pt", run_dir=Path(runs_dir) / name,
+                         live_dir=out_dir / name, summary_path=out_dir / f"{name}.json", progress=progress,
+                         extra_scores=test_scores)
+
+def read_curve(live_dir: str | Path) -> list[dict[str, float]]:
+    """The validation points a dvclive run logged: one dict per validation step, keys of `CURVE_KEYS`."""
+    folder = Path(live_dir) / "plots" / "metrics" / "val"
+    columns: dict[str, dict[int, float]] = {}
+    for key in CURVE_KEYS:
+        path = folder / f"{key}.tsv"
+        if not path.is_file():
+            raise VQEError(f"{path}: missing; run the scaling stage (it logs every validation)")
+        with path.open() as f:
+            columns[key] = {int(row["step"]): float(row[key]) for row in csv.DictReader(f, delimiter="\t")}
+    steps = sorted(set.intersection(*(set(c) for c in columns.values())))
+    return [{"iteration": s, **{k: columns[k][s] for k in CURVE_KEYS}} for s in steps]
+
+def collect(params: Params, out_dir: str | Path = "results/scaling",
+            path: str | Path = "results/scaling.json") -> dict[str, Any]:
+    """Every recipe's logged curve and summary into one JSON (the figure's and the README's source)."""
+    out_dir = Path(out_dir)
+    recipes = {}
+    for name, overrides in params.scaling.recipes.items():
+        summary_path = out_dir / f"{name}.json"
+        if not summary_path.is_file():
+            raise VQEError(f"{summary_path}: missing; run the scaling stage")
+
+        summary = json.loads(summary_path.read_text())
+        recipes[name] = {"overrides": list(overrides), "parameters": summary["parameters"],
+                         "iterations": summary["iterations"], "seconds": summary["seconds"],
+                         "it_per_s": summary["it_per_s"], "threads": summary["threads"],
+                         "curve": read_curve(out_dir / name)}
+    result = {"stage": "stage_a", "kbps": params.eval.main_kbps,
+              "span": {"segments": params.scaling.segments, "segment_frames": params.scaling.segment_frames},
+              "val_split": "val", "recipes": recipes}
+    write_json(Path(path), result)
+    return result
