@@ -240,7 +240,7 @@ def cmd_enhance(args: argparse.Namespace) -> None:
 
         info = probe(args.input)
         model, report = adapt(model, read_video(args.input), bpp=input_bpp(args.input), fps=info.fps,
-                              seconds=args.adapt, device=device, seed=args.seed)
+                              seconds=args.adapt, device=device)
         print(f"adapted for {report.seconds:.0f} s ({report.iterations} iterations); kept iteration "
               f"{report.kept_iteration}, hold-out gain {report.kept_gain:+.3f} dB over bicubic of the re-encode")
     batch = default_batch(device) if args.batch is None else args.batch
@@ -324,7 +324,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapt", type=positive_float(86400), default=None, metavar="SECONDS",
                    help="first fine-tune the model on the input itself for SECONDS (no ground truth: pairs made "
                         "one scale down at the input's bits per pixel, best hold-out state kept); default: off")
-    p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0, help="seed of the adaptation's patches")
     p.add_argument("--codec", choices=CODECS, default="libx264", help="the output encoder")
     p.add_argument("--crf", type=int_range(0, 63), default=18,
                    help="output constant rate factor (lower is better): 0..51 for libx264/libx265, 0..63 for "
