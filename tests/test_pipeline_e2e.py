@@ -89,7 +89,8 @@ def test_scaling_study_logs_every_recipe_on_val_and_test(repo):
         seconds = [p["seconds"] for p in recipe["curve"]]
         assert 0 < seconds[0] < seconds[1]
         for point in recipe["curve"]:
-            assert all(isinstance(point[k], float) and point[k] == point[k] for k in point)
+            assert set(point) == {"iteration", "seconds", "psnr_gain", "lpips_gain", "test_psnr_gain", "test_lpips_gain"}
+            assert all(isinstance(point[k], float) and point[k] == point[k] for k in point if k != "iteration")
     assert study["recipes"]["stack"]["parameters"] != study["recipes"]["paper"]["parameters"]
     assert (repo / "results" / "figures" / "scaling.png").stat().st_size > 10_000
 
