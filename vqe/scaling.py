@@ -36,7 +36,7 @@ def recipe_params(params: Params, name: str) -> Params:
         raise VQEError(f"scaling.recipes: no recipe {name!r} (have {sorted(params.scaling.recipes)})")
     return with_overrides(params, list(params.scaling.recipes[name]), f"scaling.recipes.{name}")
 
-def test_scorer(params: Params, manifest: Manifest, n: int, device: torch.device) -> Validator:
+def span_scorer(params: Params, manifest: Manifest, n: int, device: torch.device) -> Validator:
     """The test clips' span `scaling.segments` x `scaling.segment_frames` at the main bitrate, scored like
     Table 1 (through `restore_span`)."""
     return Validator(manifest, n, low_res=params.stage_a.model.mode == "sra", kbps=params.eval.main_kbps,
@@ -49,7 +49,7 @@ def run_recipe(params: Params, name: str, out_dir: str | Path = "results/scaling
     """Train recipe `name` (resumable: its checkpoint lives in `runs_dir/name`); returns its summary."""
     p = recipe_params(params, name)
     manifest = Manifest.load(p.synth.out_dir)
-    scorer = test_scorer(p, manifest, p.stage_a.model.n, resolve_device(p.stage_a.train.device))
+    scorer = span_scorer(p, manifest, p.stage_a.model.n, resolve_device(p.stage_a.train.device))
 
     def test_scores(model: torch.nn.Module) -> dict[str, float]:
         scores = scorer(model)
