@@ -22,26 +22,27 @@ import torch
 import torch.nn.functional as F
 
 from vqe.atomic import write_json
-from vqe.config import load_params, with_overrides
+from vqe.config import load_params
 from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
 from vqe.errors import VQEError
 from vqe.models.fast import FastRestorer
 from vqe.models.generator import Generator
 from vqe.models.stage_a import StageA
+from vqe.scaling import recipe_params
 from vqe.train.validate import Validator
 
 FRAMES = 8
-STACK = ["stage_a.model.align=stack", "stage_a.model.block=residual", "stage_a.model.tail=shuffle"]
 
 
 def architectures(params) -> dict[str, torch.nn.Module]:
-    """Every architecture the pipeline trains, at the profile's sizes (plus the low-resolution stack recipe)."""
+    """Every architecture the pipeline trains, at the profile's sizes: each Stage A recipe of the scaling
+    study (`scaling.recipes`, e.g. the paper's PCD/RRDB one and the low-resolution stack), the two-stage
+    generator and the fast restorer."""
     scale = params.synth.scale
-    stack = with_overrides(params, STACK, "memorise: stack recipe").stage_a.model
-    return {"stage_a": StageA(params.stage_a.model, scale=scale),
-            "stage_a_stack": StageA(stack, scale=scale),
-            "generator": Generator(params.stage_a.model, params.stage_b.model, scale=scale),
+    models = {f"stage_a_{name}": StageA(recipe_params(params, name).stage_a.model, scale=scale)
+              for name in params.scaling.recipes}
+    return {**models, "generator": Generator(params.stage_a.model, params.stage_b.model, scale=scale),
             "fast": FastRestorer(params.nogan_fast.model, scale=scale)}
 
 

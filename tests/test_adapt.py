@@ -96,3 +96,43 @@ def test_cli_adapt_restores_a_video(tmp_path, decoded):
         main(["enhance", str(video), "-o", str(tmp_path / "x.mkv"), "--model", str(model_path), "--adapt", "-1"])
     assert not (tmp_path / "x.mkv").exists()
     assert Path(video).exists()
+
+
+def test_adapt_rows_adapt_each_encode_from_the_same_model(tmp_path, smoke_manifest):
+    from vqe.adapt import adapt_method_by_name
+    from vqe.evaluate import method_by_name
+    from vqe.models import load_model, save_model
+
+    (tmp_path / "release").mkdir()
+    save_model(tmp_path / "release" / "tiny.pt", _stack_model())
+    params = replace(profile_params("smoke").eval, device="cpu")
+    method = adapt_method_by_name("tiny_release_adapt", smoke_manifest, params, 1.0, models_dir=tmp_path)
+    plain = method_by_name("tiny_release", smoke_manifest, params, models_dir=tmp_path)
+    entry = smoke_manifest.select("test")[0]
+    span = [[0, 1], [4, 5]]
+    outs = method(entry, span)
+    assert [o.shape[0] for o in outs] == [2, 2] and outs[0].shape == plain(entry, span)[0].shape
+    info = method.info["adapt"]
+    assert info["iterations"] >= 1 and 0 <= info["kept_iteration"] <= info["iterations"]
+    assert info["holdout_gain"] >= 0.0  # the unadapted model is the first candidate
+    # the loaded model itself is never changed: the next encode adapts from the same weights
+    held = next(c.cell_contents for c in method.__closure__ if isinstance(c.cell_contents, torch.nn.Module))
+    assert all(torch.equal(v, w) for v, w in zip(held.state_dict().values(),
+                                                  load_model(tmp_path / "release" / "tiny.pt").state_dict().values()))
+    with pytest.raises(VQEError, match=r"release/none\.pt"):
+        adapt_method_by_name("none_release_adapt", smoke_manifest, params, 1.0, models_dir=tmp_path)
+    with pytest.raises(VQEError, match="not an adapted method"):
+        adapt_method_by_name("tiny_release", smoke_manifest, params, 1.0, models_dir=tmp_path)
+
+
+def test_the_holdout_is_scored_on_a_central_crop(decoded):
+    from vqe.adapt import centre_crop
+
+    lq = self_pairs(decoded, 2, 0.3, 25.0)  # 48 x 64 at D'
+    small, target = centre_crop(lq, decoded, 32, 2)
+    assert small.shape[1:3] == (32, 32) and target.shape[1:3] == (64, 64)
+    np.testing.assert_array_equal(small, lq[:, 8:40, 16:48])
+    np.testing.assert_array_equal(target, decoded[:, 16:80, 32:96])
+    same, whole = centre_crop(lq, decoded, None, 2)
+    assert same is lq and whole is decoded
+    assert centre_crop(lq, decoded, 500, 2)[0].shape == lq.shape  # larger than the frame: the whole frame

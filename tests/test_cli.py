@@ -75,7 +75,7 @@ def test_unknown_codec_and_config_key_exit_nonzero(tmp_path, moving_frames, caps
 # (command, option, whether 0 is invalid); every numeric option of every command
 NUMERIC = [("degrade", "--kbps", True), ("degrade", "--crf", False), ("degrade", "--scale", True),
            ("degrade", "--intra-period", True), ("enhance", "--batch", True), ("enhance", "--tile", True),
-           ("enhance", "--crf", False), ("enhance", "--adapt", True)]
+           ("enhance", "--crf", False), ("enhance", "--adapt", True), ("release", "--threads", True)]
 BAD = ["-5", "nan", "inf", "-inf", "1e12", str(10 ** 12), "1000000000", "abc", "", "2.5"]
 
 
@@ -173,7 +173,7 @@ def subparsers() -> dict[str, argparse.ArgumentParser]:
     return dict(action.choices)
 
 
-@pytest.mark.parametrize("command", ["provision", "synthesise", "degrade", "train", "enhance", "compose"])
+@pytest.mark.parametrize("command", ["provision", "synthesise", "degrade", "train", "release", "enhance", "compose"])
 def test_help_describes_every_argument_and_its_default(command, capsys):
     assert run([command, "--help"]) == 0
     text = capsys.readouterr().out

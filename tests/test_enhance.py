@@ -394,12 +394,12 @@ def test_cli_default_model(tmp_path, clip_mp4, fake_models, monkeypatch, capsys)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("vqe: error:") and "dvc repro" in err and "--model" in err
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "stage_a.pt").write_bytes(b"a")
-    assert main(args) == 0
-    (tmp_path / "models" / "gan_evh.pt").write_bytes(b"g")
-    assert main(args) == 0
-    assert [path for path, _ in fake_models["calls"]] == ["models/stage_a.pt", "models/gan_evh.pt"]
+    (tmp_path / "models" / "release").mkdir(parents=True)
+    order = ["models/stage_a.pt", "models/gan_evh.pt", "models/release/stage_a.pt", "models/release/gan_evh.pt"]
+    for path in order:  # each new file outranks the ones before it: released weights, then GAN-EVH first
+        (tmp_path / path).write_bytes(b"w")
+        assert main(args) == 0
+    assert [path for path, _ in fake_models["calls"]] == order
     assert main(args[:2] + ["-o", "x.mp4", "--model", "models/none.pt"]) == 2
     assert "models/none.pt" in capsys.readouterr().err
 

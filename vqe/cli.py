@@ -200,9 +200,47 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"{args.phase}: {total_seconds(summary):.0f} s, validation {summary['val']}")
 
 
+def cmd_release(args: argparse.Namespace) -> None:
+    """Train (or resume) a release of conf/release/ and write models/release/<name>.pt with its model card."""
+    import logging
+
+    import torch
+
+    from vqe.release import ReleasePaths, load_release, release_params, train_release, write_card
+
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    release = load_release(args.name, args.conf)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    paths = ReleasePaths.of(args.name, args.models_dir, args.runs_dir)
+    if not args.card_only:
+        train_release(release, args.params, paths, progress=not args.no_progress)
+    elif not paths.model.is_file():
+        raise VQEError(f"{paths.model}: no exported release to describe (--card-only); train it first")
+    card = write_card(release, release_params(release, args.params), paths, _release_command(args), note=args.note or "")
+    print(f"{paths.model}: released; card {card}")
+
+
+def _release_command(args: argparse.Namespace) -> str:
+    """The `vqe release` command that trains this release again (without --card-only and --note)."""
+    import shlex
+
+    parser = args.command_parser
+    parts = ["vqe", "release", args.name]
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "card_only", "note"):
+            continue
+        value = getattr(args, action.dest)
+        if value != action.default:
+            parts += [action.option_strings[-1]] if value is True else [action.option_strings[-1], str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 TRAINED_MODELS = {"stage_a": "models/stage_a.pt", "stage_b": "models/gan_evh.pt", "nogan": "models/nogan.pt",
                   "nogan_fast": "models/nogan_fast.pt"}  # phase -> exported model
-DEFAULT_MODELS = ("models/gan_evh.pt", "models/stage_a.pt")
+# `vqe enhance` without --model: the released weights a fresh clone carries (models/release/), GAN-EVH first,
+# then the models `dvc repro` trained
+DEFAULT_MODELS = ("models/release/gan_evh.pt", "models/release/stage_a.pt", "models/gan_evh.pt", "models/stage_a.pt")
 
 
 def cmd_enhance(args: argparse.Namespace) -> None:
@@ -210,7 +248,7 @@ def cmd_enhance(args: argparse.Namespace) -> None:
     if args.model is None:
         found = [m for m in DEFAULT_MODELS if Path(m).is_file()]
         if not found:
-            raise VQEError(f"no trained model: neither {' nor '.join(DEFAULT_MODELS)} exists; "
+            raise VQEError(f"no trained model: none of {', '.join(DEFAULT_MODELS)} exists; "
                            f"train one with `dvc repro` or pass --model PATH")
         args.model = found[0]
     elif not Path(args.model).is_file():
@@ -305,6 +343,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("override", nargs="*", help="dotlist overrides, e.g. stage_a.train.iters=100 (default: none)")
     p.add_argument("--out-dir", default=".", help="root for checkpoints/ and results/train/")
     p.add_argument("--model-out", default=None, help="exported model (default: the path named under phase)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = add("release", cmd_release, cmd_release.__doc__)
+    p.add_argument("name", help="a release of <conf>/<name>.yaml, e.g. stage_a")
+    p.add_argument("--params", default="params.yaml", help="the parameters file the release's overrides apply to")
+    p.add_argument("--conf", default="conf/release", help="the folder of release recipes")
+    p.add_argument("--models-dir", default="models/release", help="where the weights and the card go")
+    p.add_argument("--runs-dir", default="checkpoints/release", help="checkpoints and logs (resume from here)")
+    p.add_argument("--threads", type=int_range(1, 1024), default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--card-only", action="store_true", help="only (re)write the model card of an exported release")
+    p.add_argument("--note", default=None, help="a line added to the card's training section (e.g. what else ran)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = add("enhance", cmd_enhance, cmd_enhance.__doc__)

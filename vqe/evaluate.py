@@ -67,15 +67,18 @@ def kbps_of(bits: np.ndarray, frames: list[int], fps: float) -> float:
 
 def evaluate_methods(methods: dict[str, Method], manifest: Manifest, params: EvalParams,
                      results_dir: str | Path = "results",
-                     runs: Optional[Callable[[int], Runs]] = None) -> dict[str, list[dict]]:
-    """Measure every method on every test encode; write and return the per-rate rows.
+                     runs: Optional[Callable[[int], Runs]] = None, split: str = "test",
+                     kbps: Optional[float] = None) -> dict[str, list[dict]]:
+    """Measure every method on every encode of `split` (at bitrate `kbps` only, if given); write and return
+    the per-rate rows.
 
     `runs(length)` picks the scored frames of a clip (default `eval_runs`, the `eval.segments` span);
     each row records them (`frames_scored`) and their own bitrate (`kbps_scored`) beside the stream's.
     """
-    entries = manifest.select("test")
+    entries = [e for e in manifest.select(split) if kbps is None or e.kbps_target == kbps]
     if not entries:
-        raise VQEError(f"{manifest.root}: the manifest has no test encodes")
+        raise VQEError(f"{manifest.root}: the manifest has no {split} encodes"
+                       + (f" at {kbps:g} kbps" if kbps is not None else ""))
     runs = runs or (lambda length: eval_runs(params, length))
     device = None if params.device == "auto" else params.device  # None: CUDA when present
     rows: dict[str, list[dict]] = {m: [] for m in methods}
@@ -92,12 +95,13 @@ def evaluate_methods(methods: dict[str, Method], manifest: Manifest, params: Eva
             outs = methods[method](entry, span)
             speed = len(scored) / (time.perf_counter() - t0)  # the method's own speed, before scoring
             metrics = measure_runs(outs, refs, vmaf=params.vmaf)
-            if entry.kbps_target == params.main_kbps and clip == sample_clip(manifest):
+            if entry.kbps_target == params.main_kbps and split == "test" and clip == sample_clip(manifest):
                 t = sample_frame(span)
                 save_png(Path(results_dir) / "samples" / f"{method}.png", _frame_at(outs, span, t))
             rows[method].append({"clip": clip, "rate_id": entry.rate_id, "kbps_target": entry.kbps_target,
                                  "kbps": entry.kbps, "kbps_scored": kbps_of(bits[entry.rate_id], scored, entry.fps),
-                                 "bpp": entry.bpp, **metrics, "enhance_fps": speed, "frames_scored": scored})
+                                 "bpp": entry.bpp, **metrics, "enhance_fps": speed, "frames_scored": scored,
+                                 **getattr(methods[method], "info", {})})
     for method, method_rows in rows.items():
         write_eval(method, method_rows, results_dir)
     return rows
@@ -138,8 +142,13 @@ def model_method(model: "torch.nn.Module", manifest: Manifest, *, batch: int = 4
     return run
 
 
+RELEASE_SUFFIX = "_release"  # method `<id>_release`: the committed weights models/release/<id>.pt
+
+
 def method_by_name(name: str, manifest: Manifest, params: EvalParams, models_dir: str | Path = "models") -> Method:
-    """A baseline by its name (`input`, `lanczos`, `deblock`), or the trained model `<models_dir>/<name>.pt`."""
+    """A baseline by its name (`input`, `lanczos`, `deblock`), the trained model `<models_dir>/<name>.pt`, or
+    for `<id>_release` the released weights `<models_dir>/release/<id>.pt` (`model_path`). The adapted rows
+    `<model id>_adapt` are `vqe.adapt.adapt_method_by_name`."""
     from functools import partial
 
     from vqe.baselines import run_baseline
@@ -147,14 +156,33 @@ def method_by_name(name: str, manifest: Manifest, params: EvalParams, models_dir
 
     if name in BASELINES:
         return whole_clip_method(partial(run_baseline, name, manifest, deblock_filter=params.deblock_filter))
-    path = Path(models_dir) / f"{name}.pt"
-    if not path.is_file():
-        raise VQEError(f"{path}: no baseline or trained model named {name!r}")
-    from vqe.metrics.fidelity import resolve_device
     from vqe.models import load_model
 
-    device = resolve_device(None if params.device == "auto" else params.device)
-    return model_method(load_model(path, device), manifest, batch=params.enhance_batch, device=device)
+    device = eval_device(params)
+    return model_method(load_model(model_path(name, models_dir), device), manifest, batch=params.enhance_batch,
+                        device=device)
+
+
+def model_path(name: str, models_dir: str | Path = "models") -> Path:
+    """The weights of model id `name`: `<models_dir>/release/<id>.pt` for `<id>_release`, else `<models_dir>/<name>.pt`;
+    an error naming the file when it does not exist."""
+    path = release_path(name, models_dir) or Path(models_dir) / f"{name}.pt"
+    if not path.is_file():
+        raise VQEError(f"{path}: no baseline or trained model named {name!r}")
+    return path
+
+
+def eval_device(params: EvalParams) -> "torch.device":
+    from vqe.metrics.fidelity import resolve_device
+
+    return resolve_device(None if params.device == "auto" else params.device)
+
+
+def release_path(name: str, models_dir: str | Path = "models") -> Optional[Path]:
+    """`<models_dir>/release/<id>.pt` for a method `<id>_release`, else None."""
+    if not name.endswith(RELEASE_SUFFIX):
+        return None
+    return Path(models_dir) / "release" / f"{name[:-len(RELEASE_SUFFIX)]}.pt"
 
 
 def sample_clip(manifest: Manifest) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from vqe.atomic import write_json, write_text
 from vqe.errors import VQEError
-from vqe.evaluate import load_evals
+from vqe.evaluate import RELEASE_SUFFIX, load_evals
 
 TABLE1_KEYS = ("psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps", "kbps_scored")
 
@@ -38,6 +38,8 @@ METHOD_NAMES = {
 
 def display_name(method: str) -> str:
     """The name a table or figure shows for a method id (the id itself when unknown)."""
+    if method.endswith(RELEASE_SUFFIX) and method[:-len(RELEASE_SUFFIX)] in METHOD_NAMES:
+        return f"{METHOD_NAMES[method[:-len(RELEASE_SUFFIX)]][0]}, released weights"
     return METHOD_NAMES.get(method, (method,))[0]
 
 
@@ -85,7 +87,7 @@ def table1_markdown(table: dict[str, dict[str, Any]], main_kbps: float, profile:
              f"Scored span: {span}. *stream kbps* is the whole stream's bitrate, *scored kbps* that of the "
              "scored frames' own packets.", "", head, "|" + "---|" * 13]
     for method, m in table.items():
-        name, paper_row = METHOD_NAMES.get(method, (method, None))
+        name, paper_row = display_name(method), METHOD_NAMES.get(method, (None, None))[1]
         ref = " / ".join(str(v) for v in PAPER_TABLE1[paper_row]) if paper_row else "—"
         cells = [_fmt(m["psnr"], 2), _fmt(m["psnr_y"], 2), _fmt(m["ssim"], 4), _fmt(m["lpips"], 4),
                  _fmt(m["tpsnr"], 2), _fmt(m["tssim"], 4), _fmt(m["tof"], 3), _fmt(m["tlp"], 4),

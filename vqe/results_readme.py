@@ -180,7 +180,8 @@ def build(results_dir: str | Path, profile: str, main_kbps: float) -> str:
                 "| Method | PSNR | VMAF | LPIPS |", "|---|---|---|---|"]
         out += [f"| {display_name(m)} | {_bd_cells(bd['methods'][m])} |" for m in bd["methods"]]
         out += ["", bdrate_reading(bd), "", "Per bitrate: [bitrate_equivalency.csv](bitrate_equivalency.csv).", ""]
-    for name, title in (("temporal.md", "Temporal consistency"), ("stage_dissection.md", "Stage dissection")):
+    for name, title in (("temporal.md", "Temporal consistency"), ("stage_dissection.md", "Stage dissection"),
+                        ("transfer.md", "Transfer — val clips and other codecs against the test-clip gain")):
         if (root / name).is_file():
             out += [f"## {title}", "", (root / name).read_text()]
     from vqe.ablation import PAPER_DELTAS

@@ -60,18 +60,24 @@ def run_recipe(params: Params, name: str, out_dir: str | Path = "results/scaling
                          live_dir=out_dir / name, summary_path=out_dir / f"{name}.json", progress=progress,
                          extra_scores=test_scores)
 
-def read_curve(live_dir: str | Path) -> list[dict[str, float]]:
-    """The validation points a dvclive run logged: one dict per validation step, keys of `CURVE_KEYS`."""
+def read_curve(live_dir: str | Path, keys: tuple[str, ...] = CURVE_KEYS,
+               required: tuple[str, ...] = CURVE_KEYS) -> list[dict[str, float]]:
+    """The validation points a dvclive run logged: one dict per validation step with its iteration and
+    `keys` (those of `keys` not logged are left out, unless `required`)."""
     folder = Path(live_dir) / "plots" / "metrics" / "val"
     columns: dict[str, dict[int, float]] = {}
-    for key in CURVE_KEYS:
+    for key in keys:
         path = folder / f"{key}.tsv"
         if not path.is_file():
-            raise VQEError(f"{path}: missing; run the scaling stage (it logs every validation)")
+            if key in required:
+                raise VQEError(f"{path}: missing; the run has not logged a validation with {key!r}")
+            continue
         with path.open() as f:
             columns[key] = {int(row["step"]): float(row[key]) for row in csv.DictReader(f, delimiter="\t")}
+    if not columns:
+        raise VQEError(f"{folder}: no validation logged")
     steps = sorted(set.intersection(*(set(c) for c in columns.values())))
-    return [{"iteration": s, **{k: columns[k][s] for k in CURVE_KEYS}} for s in steps]
+    return [{"iteration": s, **{k: c[s] for k, c in columns.items()}} for s in steps]
 
 def collect(params: Params, out_dir: str | Path = "results/scaling",
             path: str | Path = "results/scaling.json") -> dict[str, Any]:

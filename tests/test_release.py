@@ -1,0 +1,120 @@
+"""Released weights: recipes checked, a resumable run on the smoke data, and a card that matches its file."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT, _composed, profile_params
+from vqe.cli import main
+from vqe.config import with_overrides
+from vqe.errors import VQEError
+from vqe.evaluate import release_path
+from vqe.fetch import sha256sum
+from vqe.release import ReleasePaths, load_release, model_card, release_params, train_release, write_card
+from vqe.report import display_name
+
+RELEASES = sorted(p.stem for p in (ROOT / "conf" / "release").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", RELEASES)
+def test_every_shipped_release_applies_to_the_default_profile(name):
+    release = load_release(name, ROOT / "conf" / "release")
+    params = with_overrides(profile_params("tiny"), release.overrides, f"conf/release/{name}.yaml")
+    assert params.validate()
+    if release.phase == "stage_a":  # the longer run is longer than the profile's own
+        assert params.stage_a.train.iters > profile_params("tiny").stage_a.train.iters
+
+
+def _write(folder: Path, name: str, data: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    return folder
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"phase": "stage_c", "summary": "x"}, "phase must be one of"),
+    ({"phase": "stage_b", "summary": "x"}, "needs stage_a"),
+    ({"phase": "stage_a"}, "missing key 'summary'"),
+    ({"phase": "stage_a", "summary": "x", "iters": 5}, "unknown key"),
+    ({"phase": "stage_a", "summary": "x", "overrides": ["stage_a.train.iters"]}, "key=value"),
+])
+def test_bad_release_recipes_name_the_file(tmp_path, data, message):
+    conf = _write(tmp_path, "bad", data)
+    with pytest.raises(VQEError, match=message) as e:
+        load_release("bad", conf)
+    assert "bad.yaml" in str(e.value)
+    with pytest.raises(VQEError, match=r"no release named 'nope' \(have bad\)"):
+        load_release("nope", conf)
+
+
+def test_release_rows_map_to_the_release_folder():
+    assert release_path("stage_a_release") == Path("models/release/stage_a.pt")
+    assert release_path("stage_a") is None
+    assert display_name("gan_evh_release").endswith("released weights")
+    assert display_name("gan_evh_release").startswith(display_name("gan_evh"))
+
+
+@pytest.fixture
+def smoke_release(tmp_path, smoke_manifest):
+    """A 4-iteration Stage A release on the smoke data, validated at iterations 2 and 4."""
+    data = copy.deepcopy(_composed("smoke"))
+    data["synth"]["out_dir"] = str(smoke_manifest.root)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(data))
+    conf = _write(tmp_path / "conf", "tiny_a", {
+        "phase": "stage_a", "summary": "A test release.",
+        "overrides": ["stage_a.train.iters=4", "stage_a.train.val_every=2", "stage_a.train.ckpt_every=2"]})
+    release = load_release("tiny_a", conf)
+    paths = ReleasePaths.of("tiny_a", tmp_path / "release", tmp_path / "runs")
+    return release, params_file, paths
+
+
+def test_a_release_trains_resumes_and_its_card_describes_the_file(smoke_release):
+    release, params_file, paths = smoke_release
+    summary = train_release(release, params_file, paths, progress=False)
+    assert summary["iterations"] == 4 and summary["resumed_from"] == 0
+    first = torch.load(paths.model, map_location="cpu", weights_only=False)["state_dict"]
+    again = train_release(release, params_file, paths, progress=False)  # finished: nothing left to train
+    assert again["resumed_from"] == 4 and again["iterations"] == 4
+    state = torch.load(paths.model, map_location="cpu", weights_only=False)
+    assert state["arch"] == "stage_a"
+    assert all(torch.equal(first[k], v) for k, v in state["state_dict"].items())  # exported again, not retrained
+
+    data_json = paths.run_dir.parent / "data.json"  # written when the run started
+    recorded = data_json.read_text()
+    data_json.write_text(recorded.replace('"manifest_sha256": "', '"manifest_sha256": "0'))
+    with pytest.raises(VQEError, match="started on other data"):
+        train_release(release, params_file, paths, progress=False)
+    data_json.write_text(recorded)
+
+    params = release_params(release, params_file)
+    card = write_card(release, params, paths, "vqe release tiny_a").read_text()
+    assert f"sha256 `{sha256sum(paths.model)}`" in card
+    assert "vqe release tiny_a" in card and "`stage_a.train.iters=4`" in card
+    assert "4 iterations" in card and "iters: 4" in card  # the params block is the trained section
+    rows = [line for line in card.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [r.split(" | ")[0] for r in rows] == ["| 2", "| 4"]
+    cells = rows[-1].strip("| ").split(" | ")
+    assert all(c not in ("–", "") for c in cells)  # val and test-span columns are all filled for Stage A
+
+
+def test_card_only_needs_an_exported_release(tmp_path, capsys):
+    conf = _write(tmp_path / "conf", "x", {"phase": "stage_a", "summary": "s"})
+    argv = ["release", "x", "--conf", str(conf), "--models-dir", str(tmp_path / "m"), "--card-only"]
+    assert main(argv) == 2
+    assert "no exported release" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_card_names_the_command_that_trains_the_release_again():
+    from vqe.cli import _release_command, parse_args
+
+    args = parse_args(["release", "stage_a", "--threads", "1", "--no-progress", "--note", "busy host", "--card-only"])
+    assert _release_command(args) == "vqe release stage_a --threads 1 --no-progress"
+    assert _release_command(parse_args(["release", "gan_evh", "--runs-dir", "my runs"])) == \
+        "vqe release gan_evh --runs-dir 'my runs'"

@@ -1,0 +1,225 @@
+"""Released weights: longer, resumable training runs of the main models, committed with a model card.
+
+A release is a file `conf/release/<name>.yaml`: the training phase, the dotlist overrides of the profile's
+params that make the longer run, and (for Stage B) the released Stage A it starts from. `vqe release
+<name>` trains it through the usual phase trainer — same loop, same checkpoints, so a killed run resumes
+where it stopped — and then writes `models/release/<name>.pt` and its card `models/release/<name>.md`:
+the exact command and params, the data, iterations, wall time, hardware, sha256 and the validation curve.
+
+Stage A runs also log the test span of the scaling study at every validation. That curve is reported in
+the card and never used: the exported weights are the run's last (EMA) weights, whatever the curves say.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from vqe.atomic import write_text
+from vqe.config import Params, load_params
+from vqe.errors import VQEError
+from vqe.fetch import sha256sum
+
+PHASES = ("stage_a", "stage_b", "nogan_fast")
+
+
+@dataclass
+class Release:
+    name: str
+    phase: str  # one of PHASES
+    summary: str  # one line for the card
+    overrides: list[str] = field(default_factory=list)
+    stage_a: Optional[str] = None  # stage_b: the released Stage A it starts from
+
+    def validate(self, origin: str) -> None:
+        if self.phase not in PHASES:
+            raise VQEError(f"{origin}: phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
+        if self.phase == "stage_b" and not self.stage_a:
+            raise VQEError(f"{origin}: a stage_b release needs stage_a: <path of the released Stage A>")
+        if not all(isinstance(o, str) and "=" in o for o in self.overrides):
+            raise VQEError(f"{origin}: overrides must be a list of key=value strings, got {self.overrides!r}")
+
+
+def load_release(name: str, conf_dir: str | Path = "conf/release") -> Release:
+    """The release recipe `<conf_dir>/<name>.yaml`, checked (errors name the file and key)."""
+    path = Path(conf_dir) / f"{name}.yaml"
+    if not path.is_file():
+        have = sorted(p.stem for p in Path(conf_dir).glob("*.yaml"))
+        raise VQEError(f"{path}: no release named {name!r} (have {', '.join(have) or 'none'})")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = set(data) - {"phase", "summary", "overrides", "stage_a"}
+    if unknown:
+        raise VQEError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("phase", "summary"):
+        if key not in data:
+            raise VQEError(f"{path}: missing key {key!r}")
+    release = Release(name=name, phase=data["phase"], summary=str(data["summary"]),
+                      overrides=list(data.get("overrides") or []), stage_a=data.get("stage_a"))
+    release.validate(str(path))
+    return release
+
+
+@dataclass
+class ReleasePaths:
+    model: Path
+    card: Path
+    run_dir: Path  # checkpoints (resume from here)
+    live_dir: Path  # dvclive logs: the curves of the card
+
+    @classmethod
+    def of(cls, name: str, models_dir: str | Path = "models/release", runs_dir: str | Path = "checkpoints/release"
+           ) -> "ReleasePaths":
+        run = Path(runs_dir) / name
+        return cls(Path(models_dir) / f"{name}.pt", Path(models_dir) / f"{name}.md", run / "checkpoint", run / "live")
+
+
+def release_params(release: Release, params_file: str | Path = "params.yaml") -> Params:
+    return load_params(params_file, release.overrides)
+
+
+def train_release(release: Release, params_file: str | Path = "params.yaml", paths: Optional[ReleasePaths] = None,
+                  progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) the release and export its weights; returns the training summary."""
+    from vqe.train.nogan import train_nogan_fast
+    from vqe.train.stage_a import train_stage_a
+    from vqe.train.stage_b import train_stage_b
+
+    paths = paths or ReleasePaths.of(release.name)
+    params = release_params(release, params_file)
+    _record_data(params, paths.run_dir.parent / "data.json")
+    common = dict(model_path=paths.model, run_dir=paths.run_dir, live_dir=paths.live_dir, summary_path=None,
+                  progress=progress)
+    if release.phase == "stage_a":
+        return train_stage_a(params, extra_scores=_test_span_scores(params), **common)
+    if release.phase == "stage_b":
+        if not Path(release.stage_a).is_file():
+            raise VQEError(f"{release.stage_a}: the released Stage A this release starts from is missing "
+                           f"(stage_a: in conf/release/{release.name}.yaml); train it first")
+        return train_stage_b(params, stage_a_path=release.stage_a, **common)
+    return train_nogan_fast(params, **common)
+
+
+def _record_data(params: Params, path: Path) -> None:
+    """What the run trains on, written when it starts (the card describes this, even if data/synth has
+    been rebuilt since); a resumed run on other data is an error."""
+    from vqe.atomic import write_json
+    from vqe.data.manifest import Manifest
+
+    manifest = Manifest.load(params.synth.out_dir)
+    data = {"out_dir": params.synth.out_dir, "profile": params.profile_name,
+            "manifest_sha256": sha256sum(Path(params.synth.out_dir) / "manifest.json"),
+            "train": {c.name: c.frames for c in manifest.clips if c.split == "train"},
+            "val": [c.name for c in manifest.clips if c.split == "val"]}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old["manifest_sha256"] != data["manifest_sha256"]:
+            raise VQEError(f"{path}: this run started on other data (manifest {old['manifest_sha256'][:12]}, now "
+                           f"{data['manifest_sha256'][:12]}); restore that data or delete {path.parent} to start over")
+        return
+    write_json(path, data)
+
+
+def _test_span_scores(params: Params):
+    """The scaling study's test-span scorer, as `extra_scores`: reported in the card, never used."""
+    from vqe.data.manifest import Manifest
+    from vqe.metrics.fidelity import resolve_device
+    from vqe.scaling import span_scorer
+
+    scorer = None
+
+    def scores(model) -> dict[str, float]:
+        nonlocal scorer
+        if scorer is None:
+            manifest = Manifest.load(params.synth.out_dir)
+            scorer = span_scorer(params, manifest, params.stage_a.model.n, resolve_device(params.stage_a.train.device))
+        s = scorer(model)
+        return {"test_psnr_gain": s["psnr_gain"], "test_lpips_gain": s["lpips_gain"]}
+
+    return scores
+
+
+def hardware() -> str:
+    """What the run ran on, in words (CPU model and core count, or the CUDA device)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} (CPU)"
+
+
+def model_card(release: Release, params: Params, paths: ReleasePaths, command: str, note: str = "") -> str:
+    """The model card of a finished (or interrupted and exported) release, from its files alone."""
+    import torch
+
+    from vqe.scaling import read_curve
+
+    state = torch.load(paths.model, map_location="cpu", weights_only=False)
+    train = state.get("meta", {}).get("train", {})
+    data = json.loads((paths.run_dir.parent / "data.json").read_text())
+    section = {"stage_a": "stage_a", "stage_b": "stage_b", "nogan_fast": "nogan_fast"}[release.phase]
+    curve = read_curve(paths.live_dir, required=("seconds", "psnr_gain", "lpips_gain"))
+    seconds = train.get("seconds", float("nan"))
+    lines = [
+        f"# Released weights: `{release.name}`", "", release.summary, "",
+        "## Reproduce", "",
+        "```bash", "make setup && .venv/bin/dvc repro synthesise   # the training data (profile "
+        f"{params.profile_name})", command, "```", "",
+        "A killed run resumes from its last checkpoint when the same command is run again.", "",
+        "## File", "",
+        f"- `{paths.model.as_posix()}`: {paths.model.stat().st_size / 1e6:.2f} MB, "
+        f"sha256 `{sha256sum(paths.model)}`",
+        f"- architecture `{state['arch']}`, {train.get('parameters', 'unknown')} parameters, up-scaling "
+        f"×{state.get('scale')}; the weights are the {'EMA' if train.get('ema') else 'raw'} weights at the "
+        "last iteration (no checkpoint is picked from a curve)",
+        "",
+        "## Training", "",
+        f"- profile `{params.profile_name}` with the overrides of `conf/release/{release.name}.yaml`: "
+        + (", ".join(f"`{o}`" for o in release.overrides) or "none"),
+        *([f"- starts from `{release.stage_a}`"] if release.stage_a else []),
+        f"- {train.get('iterations', '?')} iterations, {seconds / 3600:.2f} h wall "
+        f"({train.get('it_per_s', float('nan')):.2f} it/s over the last session of the run; "
+        f"resumed from iteration {train.get('resumed_from', 0)})",
+        f"- hardware: {hardware()}; device `{train.get('device', '?')}`, {train.get('threads', '?')} threads",
+        f"- data: `{data['out_dir']}` of profile `{data['profile']}` (manifest sha256 `{data['manifest_sha256']}`), "
+        f"{len(data['train'])} training clips, {sum(data['train'].values())} frames; validation on the val split "
+        f"({', '.join(data['val'])})",
+        *([f"- {note}"] if note else []),
+        "", "Params of the trained section:", "", "```yaml",
+        yaml.safe_dump({section: _as_dict(getattr(params, section))}, sort_keys=False).rstrip(), "```", "",
+        "## Validation curve", "",
+        "Gains over the bicubic input row (dB for PSNR; LPIPS: negative is better). `val`: the val split; "
+        "`test span`: the scaling study's span of the test clip (reported only, never used to choose anything).", "",
+        "| iteration | seconds | val ΔPSNR | val ΔLPIPS | test span ΔPSNR | test span ΔLPIPS |",
+        "|---|---|---|---|---|---|",
+        *(f"| {p['iteration']} | {p['seconds']:.0f} | {_f(p, 'psnr_gain', 3)} | {_f(p, 'lpips_gain', 4)} | "
+          f"{_f(p, 'test_psnr_gain', 3)} | {_f(p, 'test_lpips_gain', 4)} |" for p in curve),
+        "", "Table 1 scores these weights as the row "
+        f"`{release.name}_release` (`results/table1.md`, `dvc repro`).", ""]
+    return "\n".join(lines)
+
+
+def write_card(release: Release, params: Params, paths: ReleasePaths, command: str, note: str = "") -> Path:
+    write_text(paths.card, model_card(release, params, paths, command, note))
+    return paths.card
+
+
+def _f(point: dict[str, float], key: str, digits: int) -> str:
+    return f"{point[key]:+.{digits}f}" if key in point else "–"
+
+
+def _as_dict(section: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(section), default=str))
