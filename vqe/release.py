@@ -7,7 +7,8 @@ where it stopped — and then writes `models/release/<name>.pt` and its card `mo
 the exact command and params, the data, iterations, wall time, hardware, sha256 and the validation curve.
 
 Stage A runs also log the test span of the scaling study at every validation. That curve is reported in
-the card and never used: the exported weights are the run's last (EMA) weights, whatever the curves say.
+the card and never used: the exported weights are the run's last (EMA) weights, whatever the curves say
+(NoGAN's hand-off alone keeps its generator of best validation LPIPS: seed 003's rule).
 """
 
 from __future__ import annotations
@@ -165,14 +166,12 @@ def model_card(release: Release, params: Params, paths: ReleasePaths, command: s
     """The model card of a finished (or interrupted and exported) release, from its files alone."""
     import torch
 
-    from vqe.scaling import read_curve
 
     state = torch.load(paths.model, map_location="cpu", weights_only=False)
     train = state.get("meta", {}).get("train", {})
     data = json.loads((paths.run_dir.parent / "data.json").read_text())
-    section = {"stage_a": "stage_a", "stage_b": "stage_b", "nogan_fast": "nogan_fast"}[release.phase]
-    curve = read_curve(paths.live_dir, required=("seconds", "psnr_gain", "lpips_gain"))
-    seconds = train.get("seconds", float("nan"))
+    curve = release_curve(paths.live_dir, train)
+    phased = any(phase for phase, _ in curve)
     lines = [
         f"# Released weights: `{release.name}`", "", release.summary, "",
         "## Reproduce", "",
@@ -182,34 +181,86 @@ def model_card(release: Release, params: Params, paths: ReleasePaths, command: s
         "## File", "",
         f"- `{paths.model.as_posix()}`: {paths.model.stat().st_size / 1e6:.2f} MB, "
         f"sha256 `{sha256sum(paths.model)}`",
-        f"- architecture `{state['arch']}`, {train.get('parameters', 'unknown')} parameters, up-scaling "
-        f"×{state.get('scale')}; the weights are the {'EMA' if train.get('ema') else 'raw'} weights at the "
-        "last iteration (no checkpoint is picked from a curve)",
+        f"- architecture `{state['arch']}`, {_parameters(train)}, up-scaling "
+        f"×{state.get('scale')}; {_which_weights(release, params, train)}",
         "",
         "## Training", "",
         f"- profile `{params.profile_name}` with the overrides of `conf/release/{release.name}.yaml`: "
         + (", ".join(f"`{o}`" for o in release.overrides) or "none"),
         *([f"- starts from `{release.stage_a}`"] if release.stage_a else []),
-        f"- {train.get('iterations', '?')} iterations, {seconds / 3600:.2f} h wall "
-        f"({train.get('it_per_s', float('nan')):.2f} it/s over the last session of the run; "
-        f"resumed from iteration {train.get('resumed_from', 0)})",
+        f"- {_iterations(train)}, {_seconds(train) / 3600:.2f} h wall",
         f"- hardware: {hardware()}; device `{train.get('device', '?')}`, {train.get('threads', '?')} threads",
         f"- data: `{data['out_dir']}` of profile `{data['profile']}` (manifest sha256 `{data['manifest_sha256']}`), "
         f"{len(data['train'])} training clips, {sum(data['train'].values())} frames; validation on the val split "
         f"({', '.join(data['val'])})",
         *([f"- {note}"] if note else []),
         "", "Params of the trained section:", "", "```yaml",
-        yaml.safe_dump({section: _as_dict(getattr(params, section))}, sort_keys=False).rstrip(), "```", "",
+        yaml.safe_dump({release.phase: _as_dict(getattr(params, release.phase))}, sort_keys=False).rstrip(), "```", "",
         "## Validation curve", "",
         "Gains over the bicubic input row (dB for PSNR; LPIPS: negative is better). `val`: the val split; "
         "`test span`: the scaling study's span of the test clip (reported only, never used to choose anything).", "",
-        "| iteration | seconds | val ΔPSNR | val ΔLPIPS | test span ΔPSNR | test span ΔLPIPS |",
-        "|---|---|---|---|---|---|",
-        *(f"| {p['iteration']} | {p['seconds']:.0f} | {_f(p, 'psnr_gain', 3)} | {_f(p, 'lpips_gain', 4)} | "
-          f"{_f(p, 'test_psnr_gain', 3)} | {_f(p, 'test_lpips_gain', 4)} |" for p in curve),
+        *(["Each phase of the run counts its iterations and seconds from its own start.", ""] if phased else []),
+        ("| phase " if phased else "") + "| iteration | seconds | val ΔPSNR | val ΔLPIPS | test span ΔPSNR "
+        "| test span ΔLPIPS |",
+        ("|---" if phased else "") + "|---|---|---|---|---|---|",
+        *((f"| {phase} " if phased else "") + f"| {p['iteration']} | {p['seconds']:.0f} | {_f(p, 'psnr_gain', 3)} | "
+          f"{_f(p, 'lpips_gain', 4)} | {_f(p, 'test_psnr_gain', 3)} | {_f(p, 'test_lpips_gain', 4)} |"
+          for phase, p in curve),
         "", "Table 1 scores these weights as the row "
         f"`{release.name}_release` (`results/table1.md`, `dvc repro`).", ""]
     return "\n".join(lines)
+
+
+def release_curve(live_dir: Path, train: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
+    """(phase, point) for every validation the run logged. One-phase runs log into `live_dir` itself
+    (phase ""); NoGAN logs each phase into a sub-folder (pretrain, critic_1, handoff_1, ...), taken in the
+    order the training summary lists them; phases without validations (the critic's) are left out."""
+    from vqe.scaling import read_curve
+
+    required = ("seconds", "psnr_gain", "lpips_gain")
+    if (live_dir / "plots" / "metrics" / "val").is_dir():
+        return [("", p) for p in read_curve(live_dir, required=required)]
+    phases = [k for k in train if isinstance(train[k], dict) and (live_dir / k / "plots" / "metrics" / "val").is_dir()]
+    if not phases:
+        raise VQEError(f"{live_dir}: no validation logged (neither here nor in a phase folder)")
+    return [(k, p) for k in phases for p in read_curve(live_dir / k, required=required)]
+
+
+def _iterations(train: dict[str, Any]) -> str:
+    """"3000 iterations (0.48 it/s ...)", or per phase for NoGAN's pretrain/critic/hand-off."""
+    if "iterations" in train:
+        return (f"{train['iterations']} iterations ({train.get('it_per_s', float('nan')):.2f} it/s over the last "
+                f"session of the run; resumed from iteration {train.get('resumed_from', 0)})")
+    phases = [(k, v) for k, v in train.items() if isinstance(v, dict) and "iterations" in v]
+    return " + ".join(f"{k} {v['iterations']} iterations ({v.get('it_per_s', float('nan')):.2f} it/s)"
+                      for k, v in phases) or "? iterations"
+
+
+def _which_weights(release: Release, params: Params, train: dict[str, Any]) -> str:
+    """Which weights were exported. Only NoGAN's hand-off picks a checkpoint (by validation LPIPS, seed
+    003's rule); the other phases export their last iteration."""
+    if release.phase == "nogan_fast":
+        handoffs = [v for k, v in train.items() if k.startswith("handoff_") and isinstance(v, dict)]
+        best = handoffs[-1].get("best_it") if handoffs else None
+        return ("the weights are the hand-off generator with the best validation LPIPS (seed 003's NoGAN rule"
+                + (f": hand-off iteration {best})" if best is not None else ")"))
+    ema = train.get("ema") if release.phase == "stage_a" else params.stage_b.train.ema > 0
+    return (f"the weights are the {'EMA' if ema else 'raw'} weights at the last iteration (no checkpoint is "
+            "picked from a curve)")
+
+
+def _seconds(train: dict[str, Any]) -> float:
+    """Training wall time; NoGAN records it per phase."""
+    seconds = train.get("seconds", float("nan"))
+    return sum(seconds.values()) if isinstance(seconds, dict) else seconds
+
+
+def _parameters(train: dict[str, Any]) -> str:
+    if "parameters" in train:
+        return f"{train['parameters']} parameters"
+    if "parameters_stage_b" in train:
+        return f"{train['parameters_stage_b']} Stage B parameters (the frozen Stage A's not counted)"
+    return "parameters unknown"
 
 
 def write_card(release: Release, params: Params, paths: ReleasePaths, command: str, note: str = "") -> Path:
