@@ -166,7 +166,6 @@ def model_card(release: Release, params: Params, paths: ReleasePaths, command: s
     """The model card of a finished (or interrupted and exported) release, from its files alone."""
     import torch
 
-
     state = torch.load(paths.model, map_location="cpu", weights_only=False)
     train = state.get("meta", {}).get("train", {})
     data = json.loads((paths.run_dir.parent / "data.json").read_text())
