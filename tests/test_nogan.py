@@ -13,7 +13,7 @@ import torch
 from conftest import smoke_params_for
 from vqe.data.manifest import Manifest
 from vqe.errors import VQEError
-from vqe.losses import LpipsLoss
+from vqe.losses import LpipsLoss, perceptual_loss
 from vqe.metrics.perceptual import lpips_model
 from vqe.models import load_model
 from vqe.models.generator import from_stage_a
@@ -68,6 +68,25 @@ def test_lpips_loss_is_the_metric_and_has_gradients():
     assert out.grad is not None and out.grad.abs().sum() > 0
     assert LpipsLoss()(gt, gt).item() == pytest.approx(0.0, abs=1e-7)
     assert list(LpipsLoss().state_dict()) == []  # never part of a checkpoint
+
+
+def test_lpips_vgg_loss_is_lpips_on_vgg16_not_the_evaluation_metric():
+    """`perceptual_net: lpips-vgg` is the reference LPIPS-VGG, a different distance from LPIPS-alex."""
+    torch.manual_seed(0)
+    gt = torch.rand(2, 3, 32, 32)
+    out = (gt + 0.1 * torch.randn_like(gt)).clamp(0, 1).requires_grad_(True)
+    loss_fn = perceptual_loss("lpips-vgg")
+    assert isinstance(loss_fn, LpipsLoss) and loss_fn.net == "lpips-vgg" and perceptual_loss("lpips").net == "lpips-alex"
+    loss = loss_fn(out, gt)
+    with torch.no_grad():
+        expected = lpips_model("vgg")(out * 2 - 1, gt * 2 - 1).mean()
+        alex = lpips_model("alex")(out * 2 - 1, gt * 2 - 1).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert abs(loss.item() - alex.item()) > 0.01
+    loss.backward()
+    assert out.grad is not None and out.grad.abs().sum() > 0
+    with pytest.raises(VQEError, match="backbone 'squeeze'"):
+        LpipsLoss("squeeze")
 
 
 # --- the schedule ------------------------------------------------------------------------------

@@ -30,6 +30,18 @@ def test_every_shipped_release_applies_to_the_default_profile(name):
         assert params.stage_a.train.iters > profile_params("tiny").stage_a.train.iters
 
 
+@pytest.mark.parametrize("name", RELEASES)
+def test_every_committed_release_has_a_card_naming_its_file_and_recipe(name):
+    """What a fresh clone carries: the weights, and a card whose sha256 and overrides are those of the files."""
+    model, card = ROOT / "models" / "release" / f"{name}.pt", ROOT / "models" / "release" / f"{name}.md"
+    assert model.is_file() and card.is_file()
+    text = card.read_text()
+    assert f"sha256 `{sha256sum(model)}`" in text
+    for override in load_release(name, ROOT / "conf" / "release").overrides:
+        assert f"`{override}`" in text
+    assert sum(p.stat().st_size for p in model.parent.glob("*.pt")) <= 20e6  # the issue's budget
+
+
 def _write(folder: Path, name: str, data: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(data))

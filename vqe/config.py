@@ -323,7 +323,7 @@ class DiscModel:
 
 DISCRIMINATORS = ("spatial", "temporal")
 TEMPORAL_LOSSES = ("pingpong", "flow", "none")
-PERCEPTUAL_NETS = ("vgg19", "vgg16", "lpips")
+PERCEPTUAL_NETS = ("vgg19", "vgg16", "lpips", "lpips-vgg")
 
 
 @dataclass
@@ -336,7 +336,8 @@ class GanLoss:
     pix: float
     temporal: str  # pingpong | flow (ablation: warp with flow estimated on the input) | none
     # The network used, never a fallback: vgg19 (paper; relu3_4, relu4_4; its ImageNet checkpoint must be in
-    # the torch hub cache) | vgg16 (relu3_3, relu4_3; provisioned offline, `vqe.weights`) | lpips (seed 003).
+    # the torch hub cache) | vgg16 (relu3_3, relu4_3; provisioned offline, `vqe.weights`) | lpips (LPIPS-alex, the
+    # evaluation metric; seed 003) | lpips-vgg (LPIPS on VGG-16: normalised features under the learned head).
     perceptual_net: str
 
     def validate(self, key: str = "stage_b.loss") -> None:

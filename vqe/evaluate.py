@@ -175,7 +175,7 @@ def model_path(name: str, models_dir: str | Path = "models") -> Path:
 def eval_device(params: EvalParams) -> "torch.device":
     from vqe.metrics.fidelity import resolve_device
 
-    return resolve_device(None if params.device == "auto" else params.device)
+    return resolve_device(params.device)
 
 
 def release_path(name: str, models_dir: str | Path = "models") -> Optional[Path]:

@@ -17,7 +17,8 @@ Stage B (the GAN stage):
   random weights. The VGG is frozen, runs in float32 even under autocast, and is kept out of
   `state_dict()` so it never lands in checkpoints.
 * `LpipsLoss`: LPIPS-alex itself as the perceptual term (seed 003's generator pre-training), the
-  metric's own frozen model; `perceptual_loss(net)` builds either kind from a config name.
+  metric's own frozen model, or LPIPS-VGG ("lpips-vgg"), normalised VGG-16 features under the learned
+  head; `perceptual_loss(net)` builds any kind from a config name.
 * `ping_pong_loss` (eq. 10): MSE between the forward-time and the reversed-time estimates of the
   same frame.
 * `flow_temporal_loss` (the ablation replacing ping-pong): MSE between each generated frame and its
@@ -216,18 +217,29 @@ class PerceptualLoss(nn.Module):
 
 
 class LpipsLoss(nn.Module):
-    """Mean LPIPS-alex (v0.1) of (out, gt) in [0, 1], differentiable in `out` (seed 003).
+    """Mean LPIPS v0.1 of (out, gt) in [0, 1], differentiable in `out`.
 
-    Exactly the evaluation metric (`vqe.metrics.perceptual`): the same frozen, offline-provisioned
-    model, fetched per device and never part of a checkpoint. Float32 even under autocast.
+    `backbone` "alex" is exactly the evaluation metric (`vqe.metrics.perceptual`; seed 003's generator
+    pre-training). "vgg" is LPIPS on VGG-16, the variant its authors recommend as a training loss: unlike the
+    raw feature MSE of eq. 9 it unit-normalises each layer's channels and weighs them by the learned head,
+    so it moves what people see, and a model trained on it is still scored by another network (AlexNet).
+    The frozen, offline-provisioned model is fetched per device and never part of a checkpoint; float32 even
+    under autocast.
     """
 
-    net, layers = "lpips-alex", ("conv1", "conv2", "conv3", "conv4", "conv5")
+    layers = ("conv1", "conv2", "conv3", "conv4", "conv5")
+
+    def __init__(self, backbone: str = "alex") -> None:
+        super().__init__()
+        if backbone not in ("alex", "vgg"):
+            raise VQEError(f"LPIPS loss: unknown backbone {backbone!r}; known: ['alex', 'vgg']")
+        self.backbone = backbone
+        self.net = f"lpips-{backbone}"
 
     def forward(self, out: Tensor, gt: Tensor) -> Tensor:
         from vqe.metrics.perceptual import distance, features, lpips_model
 
-        model = lpips_model("alex", out.device)
+        model = lpips_model(self.backbone, out.device)
         with torch.autocast(out.device.type, enabled=False):
             with torch.no_grad():
                 target = features(model, gt.float() * 255)
@@ -235,9 +247,13 @@ class LpipsLoss(nn.Module):
 
 
 def perceptual_loss(net: str, key: str = PERCEPTUAL_KEY) -> nn.Module:
-    """The perceptual term named by the config key `key`: "lpips" or a VGG ("vgg19" | "vgg16"), exactly
-    that network (a VQEError naming `key` when its weights are missing)."""
-    return LpipsLoss() if net == "lpips" else PerceptualLoss(net, key)
+    """The perceptual term named by the config key `key`: "lpips" (AlexNet), "lpips-vgg" or a VGG feature
+    MSE ("vgg19" | "vgg16"), exactly that network (a VQEError naming `key` when its weights are missing)."""
+    if net == "lpips":
+        return LpipsLoss("alex")
+    if net == "lpips-vgg":
+        return LpipsLoss("vgg")
+    return PerceptualLoss(net, key)
 
 
 # --- temporal ----------------------------------------------------------------------------------

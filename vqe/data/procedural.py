@@ -15,6 +15,7 @@ on the CPU with no order-dependent reductions. The knobs are `vqe.config.LeavesS
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -106,6 +107,15 @@ def _mask(shape: _Shape, x: torch.Tensor, y: torch.Tensor, t: int, ss_px: float)
     return torch.clamp(0.5 - d / width, 0, 1)
 
 
+@functools.lru_cache(maxsize=None)
+def _unit_photo(photo: str) -> torch.Tensor:
+    """The photo as (3, h, w) in [0, 1], computed once per process (every textured shape of every frame
+    samples it); never modify it."""
+    from vqe.data.synthetic import _photo_tensor
+
+    return _photo_tensor(photo)[0] / 255.0
+
+
 def _fill(shape: _Shape, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
     """RGB (3, H, W) of the shape's surface; it moves with the shape."""
     cx, cy = shape.centre + t * shape.velocity
@@ -119,10 +129,8 @@ def _fill(shape: _Shape, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tens
             g = torch.sqrt((x - cx) ** 2 + (y - cy) ** 2) / shape.radius
         g = g.clamp(0, 1)
         return c0 * (1 - g) + c1 * g
-    from vqe.data.synthetic import _photo_tensor
-
     photo, u0, v0, scale = shape.texture
-    img = _photo_tensor(photo)[0] / 255.0  # (3, h, w)
+    img = _unit_photo(photo)
     ph, pw = img.shape[-2:]
     a = shape.angle + t * shape.spin  # the texture turns and moves with the shape
     dx, dy = x - cx, y - cy
