@@ -220,9 +220,9 @@ class LpipsLoss(nn.Module):
     """Mean LPIPS v0.1 of (out, gt) in [0, 1], differentiable in `out`.
 
     `backbone` "alex" is exactly the evaluation metric (`vqe.metrics.perceptual`; seed 003's generator
-    pre-training). "vgg" is LPIPS on VGG-16, the variant its authors recommend as a training loss: unlike the
-    raw feature MSE of eq. 9 it unit-normalises each layer's channels and weighs them by the learned head,
-    so it moves what people see, and a model trained on it is still scored by another network (AlexNet).
+    pre-training). "vgg" is LPIPS on VGG-16: unlike the raw feature MSE of eq. 9 it unit-normalises each
+    layer's channels and weighs them by the learned head, and a model trained on it is still scored by
+    another network (AlexNet); in our 100-200-iteration Stage B probes it did not lower LPIPS-alex (README).
     The frozen, offline-provisioned model is fetched per device and never part of a checkpoint; float32 even
     under autocast.
     """
