@@ -29,6 +29,7 @@ def test_every_variant_changes_exactly_its_switch_at_the_shared_budget(tiny):
     assert full.stage_b.train.iters == tiny.ablation.stage_b_iters
     assert (full.stage_b.train.warmup, full.stage_b.train.ramp) == (tiny.ablation.warmup, tiny.ablation.ramp)
     assert full.stage_b == variant_params(tiny, "full", seed=0).stage_b
+    assert tiny.stage_a.train.ema > 0 and full.stage_a.train.ema == 0 and full.stage_b.train.ema == 0  # no EMA
     switched = {
         "no_stage_b": lambda p: p.stage_b.model.enabled is False,
         "no_pingpong": lambda p: p.stage_b.loss.pp == 0.0,

@@ -159,10 +159,11 @@ def test_nogan_errors_are_named(group, section, key, value):
         params_from_dict(data)
 
 
-@pytest.mark.parametrize("profile,net,encoder", [("tiny", "vgg16", "scratch"), ("smoke", "vgg16", "scratch"),
+@pytest.mark.parametrize("profile,net,encoder", [("tiny", "lpips", "scratch"), ("smoke", "vgg16", "scratch"),
                                                  ("paper", "vgg19", "imagenet")])
 def test_profiles_name_the_networks_they_use(profile, net, encoder):
-    """VGG-19 and ImageNet MobileNetV3 weights have no offline source: the CPU profiles name what exists."""
+    """VGG-19 and ImageNet MobileNetV3 weights have no offline source: the CPU profiles name what exists
+    (tiny trains Stage B on LPIPS-alex, smoke keeps the VGG-16 path under test)."""
     p = params_from_dict(compose(profile, ROOT / "conf"))
     assert p.stage_b.loss.perceptual_net == net and p.nogan_fast.model.encoder_weights == encoder
 

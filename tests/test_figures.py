@@ -16,8 +16,8 @@ from matplotlib.text import Annotation
 import vqe.figures
 from vqe.bdrate import RATE
 from vqe.figures import (RD_PANELS, ablation_bars, architecture, bitrate_equivalency, codec_rd, frame_strip,
-                         gan_vs_nogan, loss_spread, moving_row, perception_distortion, rd_curves, resilience,
-                         temporal_profile)
+                         gan_nogan_curves, gan_vs_nogan, loss_spread, moving_row, nogan_time_to_gan_lpips,
+                         perception_distortion, rd_curves, resilience, temporal_profile)
 from vqe.models.generator import Generator
 from vqe.report import display_name
 
@@ -124,13 +124,19 @@ def test_gan_vs_nogan_places_sub_phases_on_one_time_axis(tmp_path, monkeypatch):
     gan_t, nogan_t = [0.0, 4.0, 8.0], [0.0, 9.0, 13.0]
     for ax, gan_y, nogan_y in ((lp_ax, [0.31, 0.3, 0.28], [0.31, 0.25, 0.24]),
                                (psnr_ax, [30.2, 30.0, 30.5], [30.2, 29.0, 29.1])):
-        gan_line, nogan_line = ax.lines
+        gan_line, nogan_line = ax.lines[:2]
         assert gan_line.get_label() == "phase-2 GAN (time = iteration x mean s/it)"
         assert nogan_line.get_label() == "NoGAN"
         assert _data(gan_line) == (gan_t, gan_y) and _data(nogan_line) == (nogan_t, nogan_y)
         spans = [p for p in ax.patches if isinstance(p, Rectangle)]
         assert [(p.get_x(), p.get_x() + p.get_width()) for p in spans] == [(0.0, 10.0), (10.0, 12.0), (12.0, 13.5)]
         assert [t.get_text() for t in ax.texts] == [" pretrain", " critic_1", " handoff_1"]
+    assert list(lp_ax.lines[2].get_ydata()) == [0.28, 0.28] and len(psnr_ax.lines) == 2  # the GAN's final LPIPS
+    # seed 003's claim on these curves: the GAN's final 0.28 is first reached at 8 s (its end), NoGAN's 0.25 at 9 s
+    claim = nogan_time_to_gan_lpips(*gan_nogan_curves(gan, gan_summary, nogan, nogan_summary)[:2])
+    assert claim == {"gan_final_val_lpips": 0.28, "nogan_final_val_lpips": 0.24, "gan_final_val_psnr": 30.5,
+                     "nogan_final_val_psnr": 29.1, "gan_seconds_to_reach": 8.0, "nogan_seconds_to_reach": 9.0,
+                     "gan_seconds": 8.0, "nogan_seconds": 13.0, "holds": False}
     # the boxes: GAN losses after its warm-up (step 2's 7.0 is left out), NoGAN's from hand-offs only
     (data,) = boxes
     gan_m, nogan_m = "GAN (10-it means)", "NoGAN hand-off (per it)"

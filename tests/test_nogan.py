@@ -125,6 +125,35 @@ def _schedule(params, manifest, stage_a_path, out: Path, validator=None) -> NoGa
                  run_dir=out, live_dir=None, fp_parts=("test",), progress=False)
 
 
+def test_pretraining_with_an_ema_scores_and_keeps_the_averaged_weights(tmp_path, smoke_manifest, stage_a_path,
+                                                                        monkeypatch):
+    """ema > 0: validation scores the EMA of the raw weights, and the critic and hand-off start from it."""
+    params = _params(smoke_manifest, train={"iters": 3, "ema": 0.5, "val_every": 10})
+    raws, original = [], nogan_module.gan_step
+
+    def recording(*args, **kwargs):
+        inner = original(*args, **kwargs)
+
+        def step(batch, it):
+            logs = inner(batch, it)
+            raws.append({k: v.detach().clone() for k, v in kwargs["model"].state_dict().items()})
+            return logs
+        return step
+
+    monkeypatch.setattr(nogan_module, "gan_step", recording)
+    validator = ScriptedValidator([0.3])
+    schedule = _schedule(params, smoke_manifest, stage_a_path, tmp_path, validator)
+    schedule.pretrain()
+    assert len(raws) == 3 and len(validator.states) == 1
+    expected = {k: 0.25 * raws[0][k] + 0.25 * raws[1][k] + 0.5 * raws[2][k] for k in raws[0]}  # e1 = w1, decay 0.5
+    moved = [k for k in expected if not torch.equal(raws[0][k], raws[2][k])]
+    assert moved  # Stage B trained ...
+    for k, v in schedule.gen.state_dict().items():  # ... and the generator now holds the average, as scored
+        assert torch.allclose(v, expected[k], atol=1e-6), k
+        assert torch.equal(v, validator.states[0][k]), k
+    assert not all(torch.equal(schedule.gen.state_dict()[k], raws[2][k]) for k in moved)
+
+
 def test_critic_pretraining_freezes_the_generator(tmp_path, smoke_manifest, stage_a_path):
     params = _params(smoke_manifest, train={"critic_iters": 3, "critic_patience": 10})
     schedule = _schedule(params, smoke_manifest, stage_a_path, tmp_path)

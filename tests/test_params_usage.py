@@ -56,7 +56,7 @@ REMOVED = [
     ("stage_b", "train", "offset_lr_mult"), ("nogan", "train", "offset_lr_mult"),
     ("nogan_fast", "train", "offset_lr_mult"),
     ("stage_b", "train", "ssim_weight"), ("nogan", "train", "ssim_weight"), ("nogan_fast", "train", "ssim_weight"),
-    ("nogan", "train", "ema"), ("nogan_fast", "train", "ema"), ("nogan_fast", "train", "stage_a_lr"),
+    ("nogan_fast", "train", "stage_a_lr"),
 ]
 
 

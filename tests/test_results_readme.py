@@ -89,3 +89,17 @@ def test_scaling_section_reports_each_recipes_best_validation_point():
     # paper: its best val point is the 2nd (0.03); stack: the 1st (0.10), whose test gain is 0.12, not the end's 0.2
     assert "| paper | 120,000 | 1.50 | 20 | +0.030 | -0.0030 | +0.010 | -0.0010 | +0.010 |" in page
     assert "| stack | 280,000 | 2.25 | 10 | +0.100 | -0.0100 | +0.120 | -0.0120 | +0.200 |" in page
+
+
+def test_nogan_section_reads_the_claim_and_its_verdict():
+    from vqe.results_readme import nogan_section
+
+    claim = {"gan_final_val_lpips": 0.28, "nogan_final_val_lpips": 0.24, "gan_final_val_psnr": 30.5,
+             "nogan_final_val_psnr": 29.1, "gan_seconds_to_reach": 8.0, "nogan_seconds_to_reach": 9.0,
+             "gan_seconds": 8.0, "nogan_seconds": 13.0, "holds": False}
+    page = "\n".join(nogan_section(claim))
+    assert "| phase-2 GAN | 0.2800 | 30.50 | 8 | 8 |" in page and "| NoGAN | 0.2400 | 29.10 | 13 | 9 |" in page
+    assert "the claim does not hold: the GAN got there first" in page
+    never = "\n".join(nogan_section({**claim, "nogan_seconds_to_reach": None, "holds": None}))
+    assert "| NoGAN | 0.2400 | 29.10 | 13 | never |" in never and "NoGAN never reached it" in never
+    assert "claim holds: NoGAN got there first" in "\n".join(nogan_section({**claim, "holds": True}))

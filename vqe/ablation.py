@@ -35,9 +35,13 @@ PAPER_DELTAS = {"no_stage_b": {"d_psnr": 1.1}, "no_pingpong": {"d_lpips": 0.02},
 
 
 def budget(params: Params, seed: int) -> list[str]:
-    """The reduced budget every variant shares: iterations, warm-up, seed, and no validation runs."""
+    """The reduced budget every variant shares: iterations, warm-up, seed, and no validation runs.
+    No EMA: over a few dozen iterations an EMA of decay 0.99-0.995 keeps mostly the initial weights
+    (torch's AveragedModel starts from the first update, without bias correction), so every variant
+    would score as its initialisation."""
     ab = params.ablation
     return [f"seed={seed}", f"stage_a.train.iters={ab.stage_a_iters}", f"stage_b.train.iters={ab.stage_b_iters}",
+            "stage_a.train.ema=0", "stage_b.train.ema=0",
             f"stage_b.train.warmup={ab.warmup}", f"stage_b.train.ramp={ab.ramp}",
             f"stage_a.train.ckpt_every={max(1, ab.stage_a_iters // 4)}",
             f"stage_b.train.ckpt_every={max(1, ab.stage_b_iters // 4)}"]

@@ -393,9 +393,10 @@ class StageBParams:
 class NoGanSchedule(TrainParams):
     """The NoGAN schedule (seed 003, DeOldify): generator pre-training (`iters` at `lr`, no adversarial
     term) -> critic pre-training (G frozen) -> a short adversarial hand-off, (critic -> hand-off) x `cycles`.
-    The section `nogan_fast.train`; `nogan.train` adds `stage_a_lr` (`NoGanTrain`). No EMA and no
-    ssim_weight (the pixel term is plain L1)."""
+    The section `nogan_fast.train`; `nogan.train` adds `stage_a_lr` (`NoGanTrain`). The EMA averages the
+    pre-training only (the hand-off keeps its best-LPIPS candidate instead); no ssim_weight (plain L1)."""
 
+    ema: float  # EMA decay of the generator in pre-training, whose EMA weights the critic and hand-off start from; 0 = off
     d_lr: float  # critics
     critic_iters: int  # most critic pre-training iterations ...
     critic_patience: int  # ... stopping once its smoothed accuracy has not risen for this many
@@ -408,6 +409,7 @@ class NoGanSchedule(TrainParams):
 
     def validate(self, key: str) -> None:
         super().validate(key)
+        _validate_ema(self.ema, key)
         _require(self.d_lr > 0, f"{key}.d_lr", "must be > 0")
         _require(self.critic_iters >= 1 and self.critic_patience >= 1, key, "critic_iters and critic_patience must be >= 1")
         _require(0 < self.handoff_fraction <= 1, f"{key}.handoff_fraction", "must be in (0, 1]")

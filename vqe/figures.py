@@ -154,13 +154,11 @@ def _validation_over_time(live_dir: Path, offset: float, per_it: Optional[float]
     return pd.DataFrame({"seconds": t.to_numpy() + offset, "lpips": lp.to_numpy(), "psnr": psnr.reindex(lp.index)})
 
 
-def gan_vs_nogan(gan_dir: str | Path, gan_summary: dict, nogan_dir: str | Path, nogan_summary: dict,
-                 path: str | Path, gan_warmup: int = 0) -> Path:
-    """The phase-2 GAN and NoGAN on one wall-clock axis: validation LPIPS and PSNR, and the spread of
-    the adversarial losses (D's loss, G's adversarial term) while the game is on (the GAN after its
-    `gan_warmup` iterations, NoGAN in its hand-offs)."""
+def gan_nogan_curves(gan_dir: str | Path, gan_summary: dict, nogan_dir: str | Path, nogan_summary: dict
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[str, float, float]]]:
+    """Validation LPIPS and PSNR against wall-clock seconds for the phase-2 GAN and for NoGAN (its sub-phases
+    laid end to end, each span returned as (phase, start, end)); both start from the generator before training."""
     per_it = gan_summary["seconds"] / max(1, gan_summary["iterations"])
-    estimated = _metric(Path(gan_dir), "val/seconds").empty
     gan = pd.concat([pd.DataFrame({"seconds": [0.0], **{k: [gan_summary["val_stage_a"][k]] for k in ("lpips", "psnr")}}),
                      _validation_over_time(Path(gan_dir), 0.0, per_it)], ignore_index=True)
     start = nogan_summary.get("val_start", nogan_summary["val_pretrain"])
@@ -169,7 +167,33 @@ def gan_vs_nogan(gan_dir: str | Path, gan_summary: dict, nogan_dir: str | Path, 
         parts.append(_validation_over_time(Path(nogan_dir, phase), offset, None))
         spans.append((phase, offset, offset + seconds))
         offset += seconds
-    nogan = pd.concat(parts, ignore_index=True)
+    return gan, pd.concat(parts, ignore_index=True), spans
+
+
+def _first_time_at_or_below(curve: pd.DataFrame, target: float) -> Optional[float]:
+    hits = curve.loc[curve["lpips"] <= target, "seconds"]
+    return float(hits.min()) if len(hits) else None
+
+
+def nogan_time_to_gan_lpips(gan: pd.DataFrame, nogan: pd.DataFrame) -> dict:
+    """Seed 003's claim, measured: the wall-clock seconds each schedule needs to first reach the GAN's final
+    validation LPIPS (curves from `gan_nogan_curves`). `holds` is None when NoGAN never reaches it."""
+    target = float(gan["lpips"].iloc[-1])
+    gan_t, nogan_t = _first_time_at_or_below(gan, target), _first_time_at_or_below(nogan, target)
+    return {"gan_final_val_lpips": target, "nogan_final_val_lpips": float(nogan["lpips"].iloc[-1]),
+            "gan_final_val_psnr": float(gan["psnr"].iloc[-1]), "nogan_final_val_psnr": float(nogan["psnr"].iloc[-1]),
+            "gan_seconds_to_reach": gan_t, "nogan_seconds_to_reach": nogan_t,
+            "gan_seconds": float(gan["seconds"].iloc[-1]), "nogan_seconds": float(nogan["seconds"].max()),
+            "holds": None if nogan_t is None else bool(nogan_t < gan_t)}
+
+
+def gan_vs_nogan(gan_dir: str | Path, gan_summary: dict, nogan_dir: str | Path, nogan_summary: dict,
+                 path: str | Path, gan_warmup: int = 0) -> Path:
+    """The phase-2 GAN and NoGAN on one wall-clock axis: validation LPIPS and PSNR, and the spread of
+    the adversarial losses (D's loss, G's adversarial term) while the game is on (the GAN after its
+    `gan_warmup` iterations, NoGAN in its hand-offs)."""
+    gan, nogan, spans = gan_nogan_curves(gan_dir, gan_summary, nogan_dir, nogan_summary)
+    estimated = _metric(Path(gan_dir), "val/seconds").empty
     sns.set_theme(style="whitegrid")
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     gan_label = "phase-2 GAN" + (" (time = iteration x mean s/it)" if estimated else "")
@@ -181,6 +205,7 @@ def gan_vs_nogan(gan_dir: str | Path, gan_summary: dict, nogan_dir: str | Path, 
             ax.text(a, 0.98, f" {phase}", transform=ax.get_xaxis_transform(), rotation=90, ha="left", va="top",
                     fontsize=7, color="0.35")
         ax.set(xlabel="wall-clock seconds of training", ylabel=label)
+    axes[0].axhline(gan["lpips"].iloc[-1], ls="--", lw=0.8, color="0.45", label="GAN's final")
     axes[0].legend(fontsize=8)
     rows = []
     for name, series in (("loss_d", "train/loss_d"), ("loss_adv", "train/loss_adv")):

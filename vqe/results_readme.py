@@ -148,6 +148,20 @@ def scaling_section(study: dict[str, Any]) -> list[str]:
     return out + [""]
 
 
+def nogan_section(claim: dict[str, Any]) -> list[str]:
+    """Seed 003's claim (NoGAN reaches the GAN's LPIPS in less wall time), read from `results/gan_vs_nogan.json`."""
+    out = ["## GAN against NoGAN — seed 003's wall-time claim", "",
+           "| schedule | final val LPIPS | final val PSNR (dB) | seconds in all | seconds to the GAN's final LPIPS |",
+           "|---|---|---|---|---|"]
+    for name, key in (("phase-2 GAN", "gan"), ("NoGAN", "nogan")):
+        reach = claim[f"{key}_seconds_to_reach"]
+        out.append(f"| {name} | {claim[f'{key}_final_val_lpips']:.4f} | {claim[f'{key}_final_val_psnr']:.2f} | "
+                   f"{claim[f'{key}_seconds']:.0f} | {'never' if reach is None else f'{reach:.0f}'} |")
+    verdict = {True: "holds: NoGAN got there first", False: "does not hold: the GAN got there first",
+               None: "does not hold: NoGAN never reached it"}[claim["holds"]]
+    return out + ["", f"On the validation split the claim {verdict}.", ""]
+
+
 def training_rows(train_dir: Path) -> list[str]:
     """One line per training summary: wall time, throughput, device."""
     rows = []
@@ -188,7 +202,8 @@ def build(results_dir: str | Path, profile: str, main_kbps: float) -> str:
 
     for name, section in (("scaling.json", scaling_section),
                           ("ablations.json", lambda d: ablation_section(d, PAPER_DELTAS)),
-                          ("codecs.json", codecs_section), ("resilience.json", resilience_section)):
+                          ("codecs.json", codecs_section), ("resilience.json", resilience_section),
+                          ("gan_vs_nogan.json", nogan_section)):
         data = _load(root / name)
         if data:
             out += section(data)

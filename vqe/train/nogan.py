@@ -30,6 +30,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vqe.atomic import atomic_path
 from vqe.config import FastParams, NoGanParams, Params
@@ -146,14 +147,23 @@ class NoGan:
         return (lambda: self.validator(self.gen)) if self.validator else None
 
     def pretrain(self) -> dict[str, Any]:
-        """a. The generator alone: no critic, lambda_adv = 0 throughout."""
+        """a. The generator alone: no critic, lambda_adv = 0 throughout. With an EMA, validation scores the
+        averaged weights and the generator leaves pre-training with them."""
         cfg = self.cfg.train
         g_opt = torch.optim.Adam(self.groups, betas=tuple(cfg.betas))
         scheds = {"g": cosine(g_opt, cfg.iters, cfg.lr_min)}
         g_params = [p for g in self.groups for p in g["params"]]
-        step = gan_step(self.updates, g_opt, g_params, scheds, weight=lambda it: 0.0)  # w = 0: D is never called
-        phase = Phase("pretrain", {"generator": self.gen}, {"g": g_opt}, scheds, step, validate=self._validate())
-        return self._fit(phase, cfg, "pretrain")
+        # use_buffers: the fast restorer's MobileNetV3 has BatchNorm, whose running statistics must follow too
+        ema = AveragedModel(self.gen, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
+        step = gan_step(self.updates, g_opt, g_params, scheds, weight=lambda it: 0.0,  # w = 0: D is never called
+                        ema=ema, model=self.gen)
+        validate = (lambda: self.validator(ema.module)) if ema is not None and self.validator else self._validate()
+        phase = Phase("pretrain", {"generator": self.gen, **({"ema": ema} if ema is not None else {})}, {"g": g_opt},
+                      scheds, step, validate=validate)
+        summary = self._fit(phase, cfg, "pretrain")
+        if ema is not None:
+            self.gen.load_state_dict(ema.module.state_dict())
+        return summary
 
     def critic(self, cycle: int) -> dict[str, Any]:
         """b. The critics alone on the frozen generator, until their accuracy plateaus."""
