@@ -12,7 +12,7 @@ import vqe.figures
 from conftest import profile_params
 from vqe.errors import VQEError
 from vqe.figures import SCALING_PANELS, scaling
-from vqe.scaling import CURVE_KEYS, collect, read_curve, recipe_params
+from vqe.scaling import CURVE_KEYS, MAIN, collect, read_curve, recipe_params
 
 
 def _log_run(root: Path, name: str, points: list[dict[str, float]], parameters: int = 1000) -> None:
@@ -56,14 +56,21 @@ def test_recipes_may_only_change_stage_a():
 def test_curves_are_read_back_from_the_logs_and_collected(tmp_path):
     _log_run(tmp_path, "a", _points(0.1))
     _log_run(tmp_path, "b", _points(0.2), parameters=5)
+    _log_run(tmp_path / "train", "stage_a", _points(0.3), parameters=7)  # train_stage_a's run: recipe `main`
     assert read_curve(tmp_path / "a") == _points(0.1)
     params = _study_params({"a": [], "b": ["stage_a.train.lr=1e-3"]})
-    study = collect(params, tmp_path, tmp_path / "scaling.json")
+    study = collect(params, tmp_path, tmp_path / "scaling.json", main_dir=tmp_path / "train" / "stage_a")
     assert json.loads((tmp_path / "scaling.json").read_text()) == study
-    assert list(study["recipes"]) == ["a", "b"]
+    assert list(study["recipes"]) == [MAIN, "a", "b"]
     assert study["recipes"]["b"]["curve"] == _points(0.2) and study["recipes"]["b"]["parameters"] == 5
     assert study["recipes"]["b"]["overrides"] == ["stage_a.train.lr=1e-3"]
+    assert study["recipes"][MAIN]["curve"] == _points(0.3) and study["recipes"][MAIN]["overrides"] == []
     assert study["kbps"] == params.eval.main_kbps and study["span"]["segments"] == params.scaling.segments
+
+
+def test_main_is_the_profiles_own_stage_a_and_not_a_recipe_name():
+    with pytest.raises(VQEError, match="scaling.recipes.main"):
+        _study_params({MAIN: ["stage_a.train.lr=1e-3"]}).scaling.validate()
 
 
 def test_a_missing_log_names_the_file(tmp_path):
@@ -71,8 +78,11 @@ def test_a_missing_log_names_the_file(tmp_path):
     (tmp_path / "a" / "plots" / "metrics" / "val" / "test_lpips_gain.tsv").unlink()
     with pytest.raises(VQEError, match="test_lpips_gain.tsv"):
         read_curve(tmp_path / "a")
-    with pytest.raises(VQEError, match="b.json"):
-        collect(_study_params({"b": []}), tmp_path, tmp_path / "s.json")
+    with pytest.raises(VQEError, match="stage_a.json: missing; run the train_stage_a stage"):
+        collect(_study_params({"a": []}), tmp_path, tmp_path / "s.json", main_dir=tmp_path / "train" / "stage_a")
+    _log_run(tmp_path / "train", "stage_a", _points(0.3))
+    with pytest.raises(VQEError, match="b.json: missing; run the scaling_run stage"):
+        collect(_study_params({"b": []}), tmp_path, tmp_path / "s.json", main_dir=tmp_path / "train" / "stage_a")
 
 
 def test_scaling_figure_draws_val_and_test_per_recipe_on_a_log_axis(tmp_path, monkeypatch):

@@ -534,7 +534,8 @@ class AblationParams:
 @dataclass
 class ScalingParams:
     """The quality-vs-compute study (`vqe.scaling`): Stage A recipes, each a name and dotlist overrides of
-    `stage_a` (and `seed`), trained and scored along their whole run against wall-clock seconds."""
+    `stage_a` (and `seed`), trained and scored along their whole run against wall-clock seconds. The
+    profile's own Stage A (`train_stage_a`, logged with the same test span) is always the recipe `main`."""
 
     recipes: dict[str, list[str]]
     # the test span scored at every validation: `segments` runs of `segment_frames` frames spread over each
@@ -543,7 +544,9 @@ class ScalingParams:
     segment_frames: int
 
     def validate(self, key: str = "scaling") -> None:
-        _require(len(self.recipes) >= 1, f"{key}.recipes", "needs at least one recipe")
+        _require(len(self.recipes) >= 1, f"{key}.recipes", "needs at least one recipe besides `main`")
+        _require("main" not in self.recipes, f"{key}.recipes.main",
+                 "is reserved: `main` is the profile's own Stage A, read from train_stage_a's run")
         _require(self.segments >= 1 and self.segment_frames >= 1, key, "segments and segment_frames must be >= 1")
         for name, sets in self.recipes.items():
             for s in sets:

@@ -137,7 +137,8 @@ def scaling_section(study: dict[str, Any]) -> list[str]:
     span = study["span"]
     out = [f"## Quality against compute — Stage A recipes at {study['kbps']:g} kbps", "",
            f"Test span: {span['segments']} runs of {span['segment_frames']} frames. Each row is the recipe's "
-           "validation point with the highest ΔPSNR on the val split, and the test gain at that same point.", "",
+           "validation point with the highest ΔPSNR on the val split, and the test gain at that same point. "
+           "`main` is the profile's own Stage A (the `train_stage_a` run).", "",
            "| recipe | parameters | it/s | seconds to that point | val ΔPSNR | val ΔLPIPS | test ΔPSNR | test ΔLPIPS "
            "| test ΔPSNR at the end |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in study["recipes"].items():
