@@ -26,9 +26,11 @@ from vqe.config import load_params
 from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
 from vqe.errors import VQEError
+from vqe.fetch import sha256sum
 from vqe.models.fast import FastRestorer
 from vqe.models.generator import Generator
 from vqe.models.stage_a import StageA
+from vqe.release import hardware
 from vqe.scaling import recipe_params
 from vqe.train.validate import Validator
 
@@ -36,12 +38,13 @@ FRAMES = 8
 
 
 def architectures(params) -> dict[str, torch.nn.Module]:
-    """Every architecture the pipeline trains, at the profile's sizes: each Stage A recipe of the scaling
-    study (`scaling.recipes`, e.g. the paper's PCD/RRDB one and the low-resolution stack), the two-stage
-    generator and the fast restorer."""
+    """Every architecture the pipeline trains, at the profile's sizes: the profile's Stage A and each Stage A
+    recipe of the scaling study (`scaling.recipes`, e.g. the paper's PCD/RRDB one and a smaller stack), the
+    two-stage generator and the fast restorer."""
     scale = params.synth.scale
-    models = {f"stage_a_{name}": StageA(recipe_params(params, name).stage_a.model, scale=scale)
-              for name in params.scaling.recipes}
+    models = {"stage_a_main": StageA(params.stage_a.model, scale=scale),  # the profile's own (recipe `main`)
+              **{f"stage_a_{name}": StageA(recipe_params(params, name).stage_a.model, scale=scale)
+                 for name in params.scaling.recipes}}
     return {**models, "generator": Generator(params.stage_a.model, params.stage_b.model, scale=scale),
             "fast": FastRestorer(params.nogan_fast.model, scale=scale)}
 
@@ -87,6 +90,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--only", nargs="*", help="architectures to run (default: all)")
     ap.add_argument("--out", default="results/benchmarks/memorise.json")
+    ap.add_argument("--note", default="", help="recorded with the results, e.g. what else ran on the machine")
     args = ap.parse_args()
     params = load_params(args.params)
     torch.manual_seed(params.seed)
@@ -101,7 +105,9 @@ def main() -> None:
         print(name, json.dumps(results[name]), flush=True)
     write_json(Path(args.out), {"clip": args.clip, "kbps": params.eval.main_kbps, "frames": FRAMES,
                                 "threads": torch.get_num_threads(), "lr": args.lr, "loss": "l1",
-                                "target_psnr_gain": 2.0, "architectures": results})
+                                "target_psnr_gain": 2.0, "hardware": hardware(), "note": args.note,
+                                "manifest_sha256": sha256sum(manifest.root / "manifest.json"),
+                                "architectures": results})
 
 
 if __name__ == "__main__":

@@ -113,6 +113,7 @@ def test_adapt_rows_adapt_each_encode_from_the_same_model(tmp_path, smoke_manife
     outs = method(entry, span)
     assert [o.shape[0] for o in outs] == [2, 2] and outs[0].shape == plain(entry, span)[0].shape
     info = method.info["adapt"]
+    assert 1.0 <= info["seconds"] < 30.0  # the budget (1 s), with the pairs it built
     assert info["iterations"] >= 1 and 0 <= info["kept_iteration"] <= info["iterations"]
     assert info["holdout_gain"] >= 0.0  # the unadapted model is the first candidate
     # the loaded model itself is never changed: the next encode adapts from the same weights

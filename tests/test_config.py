@@ -80,6 +80,16 @@ def test_eval_batches_must_be_positive(key):
         params_from_dict(data)
 
 
+def test_adapted_rows_are_those_of_eval_adapt():
+    data = _tiny()
+    data["eval"]["adapt"] = ["stage_a"]  # computed, but Table 1 lists gan_evh's adapted row instead
+    with pytest.raises(VQEError, match=r"eval.methods.*\(gan_evh\).*eval.adapt \(stage_a\)"):
+        params_from_dict(data)
+    data["eval"]["adapt_seconds"] = 0
+    with pytest.raises(VQEError, match="eval.adapt_seconds"):
+        params_from_dict(data)
+
+
 def test_clip_needs_its_source_field():
     data = _tiny()
     data["synth"]["clips"][0].pop("file")

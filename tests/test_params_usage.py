@@ -42,6 +42,8 @@ VQE = ROOT / "vqe"
 # Keys no Python code reads by attribute, with where they are read instead.
 READ_ELSEWHERE = {
     ("eval", "baselines"): "dvc.yaml: the `baselines` stage's `foreach: ${eval.baselines}`",
+    ("eval", "adapt"): "dvc.yaml: the `evaluate_adapt` stage's `foreach: ${eval.adapt}`",
+    ("eval", "adapt_seconds"): "dvc.yaml: the `evaluate_adapt` stage's `-p adapt_seconds ${eval.adapt_seconds}`",
 }
 
 # vqe functions that return (a copy of) a Params argument rather than reading it: {qualified name: index}.

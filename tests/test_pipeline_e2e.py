@@ -48,7 +48,7 @@ def test_pipeline_produces_the_results_contract(repo):
     table = json.loads((repo / "results" / "table1.json").read_text())
     assert table.pop("span") == {"frames_scored": {"bbb": [0, 1, 6, 7]}}  # smoke: 2 runs of 2 of the 8 frames
     assert list(table) == ["input", "lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast",
-                           "stage_a_release", "gan_evh_release", "nogan_fast_release"]
+                           "stage_a_release", "gan_evh_release", "nogan_fast_release", "nogan_fast_release_adapt"]
     for row in table.values():
         assert set(row) == {"psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps",
                             "kbps_scored"}
@@ -57,17 +57,21 @@ def test_pipeline_produces_the_results_contract(repo):
     for method in table:
         lines = (repo / "results" / "rd" / f"{method}.csv").read_text().splitlines()
         assert lines[0] == "kbps,kbps_scored,bpp,psnr,ssim,lpips,vmaf" and len(lines) == 3  # smoke: two bitrates
+    adapted = json.loads((repo / "results" / "eval" / "nogan_fast_release_adapt.json").read_text())["clips"]
+    assert len(adapted) == 2 and all(r["adapt"]["seconds"] >= 2.0 for r in adapted)  # eval.adapt_seconds, per encode
+    assert all(0 <= r["adapt"]["kept_iteration"] <= r["adapt"]["iterations"] for r in adapted)
     for fig in ("rd_curves", "comparison", "synthesis_samples"):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
     md = (repo / "results" / "table1.md").read_text()
     assert "H.264 compressed" in md and "Scored span: bbb: frames 0–1, 6–7 (4 of 8)" in md
-    assert (repo / "results" / "temporal.md").read_text().count("\n| ") == 11  # header + 10 methods
+    assert (repo / "results" / "temporal.md").read_text().count("\n| ") == 12  # header + 11 methods
     assert (repo / "results" / "stage_dissection.md").read_text().count("\n| ") == 1 + 4 * 2  # 4 stages x 2 rates
     executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
     assert executed == ["01_synthesise.ipynb", "01b_baselines_deblock.ipynb", "01b_baselines_input.ipynb",
                         "01b_baselines_lanczos.ipynb", "02_train_stage_a.ipynb", "02b_evaluate_gan_evh.ipynb",
                         "02b_evaluate_gan_evh_release.ipynb", "02b_evaluate_nogan.ipynb", "02b_evaluate_nogan_fast.ipynb",
-                        "02b_evaluate_nogan_fast_release.ipynb", "02b_evaluate_stage_a.ipynb",
+                        "02b_evaluate_nogan_fast_release.ipynb", "02b_evaluate_nogan_fast_release_adapt.ipynb",
+                        "02b_evaluate_stage_a.ipynb",
                         "02b_evaluate_stage_a_release.ipynb",
                         "03_train_stage_b.ipynb", "04_nogan.ipynb", "04_nogan_fast.ipynb",
                         "05_ablations.ipynb", "05a_ablation_stage_a_ecbam.ipynb", "05a_ablation_stage_a_no_ecbam.ipynb",
@@ -155,12 +159,13 @@ def test_bdrate_and_equivalency_cover_every_method(repo):
     bd = json.loads((repo / "results" / "bdrate.json").read_text())
     assert bd["anchor"] == "input" and bd["interpolation"] == "pchip"
     assert set(bd["methods"]) == {"lanczos", "deblock", "stage_a", "gan_evh", "nogan", "nogan_fast", "stage_a_release",
-                                 "gan_evh_release", "nogan_fast_release"}
+                                 "gan_evh_release", "nogan_fast_release", "nogan_fast_release_adapt"}
     for row in bd["methods"].values():
         assert set(row) == {f"{k}_{m}" for k in ("bd_rate", "overlap") for m in ("psnr", "vmaf", "lpips")}
         assert all(v is None or (isinstance(v, float) and v == v) for v in row.values())
     lines = (repo / "results" / "bitrate_equivalency.csv").read_text().splitlines()
-    assert lines[0] == "metric,method,kbps,quality,equivalent_kbps,ratio" and len(lines) == 1 + 3 * 9 * 2
+    assert lines[0] == "metric,method,kbps,quality,equivalent_kbps,ratio"
+    assert len(lines) == 1 + 3 * 10 * 2  # 3 metrics x 10 methods x 2 rates
     for fig in ("perception_distortion", "bitrate_equivalency_psnr", "bitrate_equivalency_lpips"):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,7 @@ def test_release_rows_map_to_the_release_folder():
     assert release_path("stage_a") is None
     assert display_name("gan_evh_release").endswith("released weights")
     assert display_name("gan_evh_release").startswith(display_name("gan_evh"))
+    assert display_name("gan_evh_release_adapt") == display_name("gan_evh_release") + " + adapt"
 
 
 @pytest.fixture
@@ -113,6 +115,40 @@ def test_a_release_trains_resumes_and_its_card_describes_the_file(smoke_release)
     assert [r.split(" | ")[0] for r in rows] == ["| 2", "| 4"]
     cells = rows[-1].strip("| ").split(" | ")
     assert all(c not in ("–", "") for c in cells)  # val and test-span columns are all filled for Stage A
+
+
+def test_a_release_resumes_on_data_synthesised_again_only_when_told(smoke_release, smoke_manifest, tmp_path):
+    """Data synthesised again from the same recipe can differ in its bytes (another host): --data-rebuilt
+    resumes the run from its checkpoint (not from scratch), records the switch, and the card says so."""
+    import shutil
+
+    release, params_file, paths = smoke_release
+    data_dir = shutil.copytree(smoke_manifest.root, tmp_path / "synth_copy")
+    params_file.write_text(params_file.read_text().replace(str(smoke_manifest.root), str(data_dir)))
+    first = train_release(release, params_file, paths, progress=False)
+    weights = torch.load(paths.model, map_location="cpu", weights_only=False)["state_dict"]
+    manifest = data_dir / "manifest.json"
+    manifest.write_text(manifest.read_text() + "\n")  # same clips, other bytes
+
+    with pytest.raises(VQEError, match="--data-rebuilt"):
+        train_release(release, params_file, paths, progress=False)
+    again = train_release(release, params_file, paths, progress=False, data_rebuilt=True)
+    assert first["resumed_from"] == 0 and again["resumed_from"] == 4  # the checkpoint was kept
+    state = torch.load(paths.model, map_location="cpu", weights_only=False)["state_dict"]
+    assert all(torch.equal(weights[k], v) for k, v in state.items())
+    data_json = paths.run_dir.parent / "data.json"
+    recorded = json.loads(data_json.read_text())
+    assert [r["resumed_at"] for r in recorded["rebuilds"]] == [4]
+    assert recorded["rebuilds"][0]["manifest_sha256"] == sha256sum(manifest) != recorded["manifest_sha256"]
+    assert train_release(release, params_file, paths, progress=False)["resumed_from"] == 4  # now the run's data
+    card = write_card(release, release_params(release, params_file), paths, "vqe release tiny_a").read_text()
+    assert "synthesised again from the same recipe" in card and sha256sum(manifest) in card
+
+    recorded["train"]["bikes_other"] = 1  # another clip set is another recipe, even when told
+    data_json.write_text(json.dumps(recorded))
+    manifest.write_text(manifest.read_text() + "\n")
+    with pytest.raises(VQEError, match="not the same recipe"):
+        train_release(release, params_file, paths, progress=False, data_rebuilt=True)
 
 
 @pytest.mark.parametrize("phase", ["stage_b", "nogan_fast"])

@@ -199,14 +199,11 @@ def input_bpp(path: str | Path) -> float:
 
 # ---------------------------------------------------------------- "+ adapt" rows of the evaluation
 
-ADAPT_SUFFIX = "_adapt"  # method `<model id>_adapt`: that model adapted to each encode first (`vqe enhance --adapt`)
-
-
 def adapt_method_by_name(name: str, manifest: "Manifest", params: "EvalParams", seconds: float,
                          models_dir: str | Path = "models"):
     """The evaluation method `<model id>_adapt`: the model of `vqe.evaluate.model_path(<model id>)`, adapted
     to each encode for `seconds` before it restores it."""
-    from vqe.evaluate import eval_device, model_path
+    from vqe.evaluate import ADAPT_SUFFIX, eval_device, model_path
     from vqe.models import load_model
 
     if not name.endswith(ADAPT_SUFFIX):

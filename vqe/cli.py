@@ -214,7 +214,7 @@ def cmd_release(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     paths = ReleasePaths.of(args.name, args.models_dir, args.runs_dir)
     if not args.card_only:
-        train_release(release, args.params, paths, progress=not args.no_progress)
+        train_release(release, args.params, paths, progress=not args.no_progress, data_rebuilt=args.data_rebuilt)
     elif not paths.model.is_file():
         raise VQEError(f"{paths.model}: no exported release to describe (--card-only); train it first")
     card = write_card(release, release_params(release, args.params), paths, _release_command(args), note=args.note or "")
@@ -228,7 +228,7 @@ def _release_command(args: argparse.Namespace) -> str:
     parser = args.command_parser
     parts = ["vqe", "release", args.name]
     for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "card_only", "note"):
+        if not action.option_strings or action.dest in ("help", "card_only", "note", "data_rebuilt"):
             continue
         value = getattr(args, action.dest)
         if value != action.default:
@@ -354,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int_range(1, 1024), default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--card-only", action="store_true", help="only (re)write the model card of an exported release")
     p.add_argument("--note", default=None, help="a line added to the card's training section (e.g. what else ran)")
+    p.add_argument("--data-rebuilt", action="store_true",
+                   help="resume although data/synth was synthesised again from the same recipe (recorded in the card)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = add("enhance", cmd_enhance, cmd_enhance.__doc__)

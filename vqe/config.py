@@ -176,9 +176,18 @@ class EvalParams:
     # The rows of Table 1, the gains and BD-rate tables, in this order (each needs results/eval/<id>.json).
     methods: list[str]
     device: str
+    # Released models (`models/release/<id>.pt`) that also get the row `<id>_release_adapt`: adapted
+    # `adapt_seconds` to each encode first, as `vqe enhance --adapt` does (stage evaluate_adapt).
+    adapt: list[str]
+    adapt_seconds: float
 
     def validate(self) -> None:
         _require(self.main_kbps > 0, "eval.main_kbps", "must be > 0")
+        _require(self.adapt_seconds > 0, "eval.adapt_seconds", "must be > 0 (seconds of adaptation per encode)")
+        adapted = sorted(m[:-len("_release_adapt")] for m in self.methods if m.endswith("_release_adapt"))
+        _require(adapted == sorted(self.adapt), "eval.methods",
+                 f"its rows <id>_release_adapt ({', '.join(adapted) or 'none'}) must be those of eval.adapt "
+                 f"({', '.join(self.adapt) or 'none'}), which stage evaluate_adapt computes")
         for b in self.baselines:
             _require(b in BASELINES, "eval.baselines", f"unknown baseline {b!r}; use some of {BASELINES}")
         _require(self.batch >= 1, "eval.batch", "must be >= 1")

@@ -143,12 +143,13 @@ def model_method(model: "torch.nn.Module", manifest: Manifest, *, batch: int = 4
 
 
 RELEASE_SUFFIX = "_release"  # method `<id>_release`: the committed weights models/release/<id>.pt
+ADAPT_SUFFIX = "_adapt"  # method `<model id>_adapt`: that model adapted to each encode first (`vqe enhance --adapt`)
 
 
 def method_by_name(name: str, manifest: Manifest, params: EvalParams, models_dir: str | Path = "models") -> Method:
     """A baseline by its name (`input`, `lanczos`, `deblock`), the trained model `<models_dir>/<name>.pt`, or
     for `<id>_release` the released weights `<models_dir>/release/<id>.pt` (`model_path`). The adapted rows
-    `<model id>_adapt` are `vqe.adapt.adapt_method_by_name`."""
+    `<model id>_adapt` are `vqe.adapt.adapt_method_by_name` (notebook 02b picks)."""
     from functools import partial
 
     from vqe.baselines import run_baseline

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import yaml
 
@@ -85,19 +86,27 @@ def release_params(release: Release, params_file: str | Path = "params.yaml") ->
 
 
 def train_release(release: Release, params_file: str | Path = "params.yaml", paths: Optional[ReleasePaths] = None,
-                  progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) the release and export its weights; returns the training summary."""
+                  progress: bool = True, data_rebuilt: bool = False) -> dict[str, Any]:
+    """Train (or resume) the release and export its weights; returns the training summary.
+    `data_rebuilt`: resume although data/synth was synthesised again since the run started (see `_record_data`)."""
+    paths = paths or ReleasePaths.of(release.name)
+    params = release_params(release, params_file)
+    data = _record_data(params, paths.run_dir.parent / "data.json", rebuilt=data_rebuilt)
+    with _data_identity(Path(params.synth.out_dir) / "manifest.json", data["manifest_sha256"]):
+        return _train_phase(release, params, paths, progress)
+
+
+def _train_phase(release: Release, params: Params, paths: ReleasePaths, progress: bool) -> dict[str, Any]:
     from vqe.train.nogan import train_nogan_fast
     from vqe.train.stage_a import train_stage_a
     from vqe.train.stage_b import train_stage_b
 
-    paths = paths or ReleasePaths.of(release.name)
-    params = release_params(release, params_file)
-    _record_data(params, paths.run_dir.parent / "data.json")
     common = dict(model_path=paths.model, run_dir=paths.run_dir, live_dir=paths.live_dir, summary_path=None,
                   progress=progress)
     if release.phase == "stage_a":
-        return train_stage_a(params, extra_scores=_test_span_scores(params), **common)
+        from vqe.scaling import test_span_scores
+
+        return train_stage_a(params, extra_scores=test_span_scores(params), **common)
     if release.phase == "stage_b":
         if not Path(release.stage_a).is_file():
             raise VQEError(f"{release.stage_a}: the released Stage A this release starts from is missing "
@@ -106,9 +115,13 @@ def train_release(release: Release, params_file: str | Path = "params.yaml", pat
     return train_nogan_fast(params, **common)
 
 
-def _record_data(params: Params, path: Path) -> None:
+def _record_data(params: Params, path: Path, rebuilt: bool = False) -> dict[str, Any]:
     """What the run trains on, written when it starts (the card describes this, even if data/synth has
-    been rebuilt since); a resumed run on other data is an error."""
+    been rebuilt since); a resumed run on other data is an error.
+
+    `rebuilt` lets a run resume on data synthesised again from the same recipe (same clips, same frame
+    counts) whose bytes differ, as they did between two hosts of the same name here (the float kernels of
+    torch and numpy depend on the CPU's SIMD level). The switch is recorded, and the card says so."""
     from vqe.atomic import write_json
     from vqe.data.manifest import Manifest
 
@@ -117,32 +130,63 @@ def _record_data(params: Params, path: Path) -> None:
             "manifest_sha256": sha256sum(Path(params.synth.out_dir) / "manifest.json"),
             "train": {c.name: c.frames for c in manifest.clips if c.split == "train"},
             "val": [c.name for c in manifest.clips if c.split == "val"]}
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old["manifest_sha256"] != data["manifest_sha256"]:
-            raise VQEError(f"{path}: this run started on other data (manifest {old['manifest_sha256'][:12]}, now "
-                           f"{data['manifest_sha256'][:12]}); restore that data or delete {path.parent} to start over")
+    if not path.is_file():
+        write_json(path, data)
+        return data
+    old = json.loads(path.read_text())
+    current = (old.get("rebuilds") or [old])[-1]["manifest_sha256"]
+    if current == data["manifest_sha256"]:
+        return old
+    if not rebuilt:
+        raise VQEError(f"{path}: this run started on other data (manifest {current[:12]}, now "
+                       f"{data['manifest_sha256'][:12]}); restore that data, pass --data-rebuilt if it was only "
+                       f"synthesised again from the same recipe (e.g. on another host), or delete {path.parent} "
+                       "to start over")
+    if (old["train"], old["val"]) != (data["train"], data["val"]):
+        raise VQEError(f"{path}: --data-rebuilt, but the training or validation clips differ from the run's "
+                       "(not the same recipe); delete the run to start over")
+    resumed_at = _last_iteration(path.parent / "checkpoint")
+    old.setdefault("rebuilds", []).append({"manifest_sha256": data["manifest_sha256"], "hardware": hardware(),
+                                           "resumed_at": resumed_at})
+    write_json(path, old)
+    return old
+
+
+@contextmanager
+def _data_identity(manifest: Path, original_sha256: str) -> Iterator[None]:
+    """The trainers fingerprint their checkpoints with the data manifest's sha256, so that a run never
+    resumes on other data. For a run resumed with --data-rebuilt (recorded in data.json and the card) the
+    fingerprint keeps naming the data the run started on: the trainers see the original manifest hash."""
+    import vqe.train.nogan
+    import vqe.train.stage_a
+    import vqe.train.stage_b
+
+    modules = (vqe.train.nogan, vqe.train.stage_a, vqe.train.stage_b)
+    if sha256sum(manifest) == original_sha256:
+        yield
         return
-    write_json(path, data)
+
+    def identity(path: Path) -> str:
+        return original_sha256 if Path(path).resolve() == manifest.resolve() else sha256sum(path)
+
+    for m in modules:
+        m.sha256sum = identity
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.sha256sum = sha256sum
 
 
-def _test_span_scores(params: Params):
-    """The scaling study's test-span scorer, as `extra_scores`: reported in the card, never used."""
-    from vqe.data.manifest import Manifest
-    from vqe.metrics.fidelity import resolve_device
-    from vqe.scaling import span_scorer
+def _last_iteration(run_dir: Path) -> Optional[int]:
+    """The iteration of the newest checkpoint under `run_dir` (None if there is none)."""
+    import torch
 
-    scorer = None
-
-    def scores(model) -> dict[str, float]:
-        nonlocal scorer
-        if scorer is None:
-            manifest = Manifest.load(params.synth.out_dir)
-            scorer = span_scorer(params, manifest, params.stage_a.model.n, resolve_device(params.stage_a.train.device))
-        s = scorer(model)
-        return {"test_psnr_gain": s["psnr_gain"], "test_lpips_gain": s["lpips_gain"]}
-
-    return scores
+    newest = max(run_dir.rglob("last.pt"), key=lambda p: p.stat().st_mtime, default=None)
+    if newest is None:
+        return None
+    state = torch.load(newest, map_location="cpu", weights_only=False)
+    return state.get("iteration")
 
 
 def hardware() -> str:
@@ -192,6 +236,9 @@ def model_card(release: Release, params: Params, paths: ReleasePaths, command: s
         f"- data: `{data['out_dir']}` of profile `{data['profile']}` (manifest sha256 `{data['manifest_sha256']}`), "
         f"{len(data['train'])} training clips, {sum(data['train'].values())} frames; validation on the val split "
         f"({', '.join(data['val'])})",
+        *[f"- data synthesised again from the same recipe on {r['hardware']} (manifest sha256 "
+          f"`{r['manifest_sha256']}`: the floating-point bytes differ between hosts); the run resumed on it at "
+          f"iteration {r['resumed_at']} of its newest phase" for r in data.get("rebuilds", [])],
         *([f"- {note}"] if note else []),
         "", "Params of the trained section:", "", "```yaml",
         yaml.safe_dump({release.phase: _as_dict(getattr(params, release.phase))}, sort_keys=False).rstrip(), "```", "",

@@ -10,7 +10,7 @@ from typing import Any
 
 from vqe.atomic import write_json, write_text
 from vqe.errors import VQEError
-from vqe.evaluate import RELEASE_SUFFIX, load_evals
+from vqe.evaluate import ADAPT_SUFFIX, RELEASE_SUFFIX, load_evals
 
 TABLE1_KEYS = ("psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps", "kbps_scored")
 
@@ -38,6 +38,8 @@ METHOD_NAMES = {
 
 def display_name(method: str) -> str:
     """The name a table or figure shows for a method id (the id itself when unknown)."""
+    if method.endswith(ADAPT_SUFFIX):
+        return f"{display_name(method[:-len(ADAPT_SUFFIX)])} + adapt"
     if method.endswith(RELEASE_SUFFIX) and method[:-len(RELEASE_SUFFIX)] in METHOD_NAMES:
         return f"{METHOD_NAMES[method[:-len(RELEASE_SUFFIX)]][0]}, released weights"
     return METHOD_NAMES.get(method, (method,))[0]
