@@ -237,7 +237,7 @@ def model_card(release: Release, params: Params, paths: ReleasePaths, command: s
         f"{len(data['train'])} training clips, {sum(data['train'].values())} frames; validation on the val split "
         f"({', '.join(data['val'])})",
         *[f"- data synthesised again from the same recipe on {r['hardware']} (manifest sha256 "
-          f"`{r['manifest_sha256']}`: the floating-point bytes differ between hosts); the run resumed on it at "
+          f"`{r['manifest_sha256']}`: the same clips and frame counts, other bytes); the run resumed on it at "
           f"iteration {r['resumed_at']} of its newest phase" for r in data.get("rebuilds", [])],
         *([f"- {note}"] if note else []),
         "", "Params of the trained section:", "", "```yaml",
