@@ -16,7 +16,7 @@ from vqe.config import with_overrides
 from vqe.errors import VQEError
 from vqe.evaluate import release_path
 from vqe.fetch import sha256sum
-from vqe.release import ReleasePaths, load_release, model_card, release_params, train_release, write_card
+from vqe.release import ReleasePaths, hardware, load_release, model_card, release_params, train_release, write_card
 from vqe.report import display_name
 
 RELEASES = sorted(p.stem for p in (ROOT / "conf" / "release").glob("*.yaml"))
@@ -55,6 +55,8 @@ def _write(folder: Path, name: str, data: dict) -> Path:
     ({"phase": "stage_a"}, "missing key 'summary'"),
     ({"phase": "stage_a", "summary": "x", "iters": 5}, "unknown key"),
     ({"phase": "stage_a", "summary": "x", "overrides": ["stage_a.train.iters"]}, "key=value"),
+    ({"phase": "stage_a", "summary": "x", "psnr_floor": -0.1}, "psnr_floor applies to a nogan_fast"),
+    ({"phase": "nogan_fast", "summary": "x", "psnr_floor": "low"}, "psnr_floor must be a number"),
 ])
 def test_bad_release_recipes_name_the_file(tmp_path, data, message):
     conf = _write(tmp_path, "bad", data)
@@ -111,6 +113,15 @@ def test_a_release_trains_resumes_and_its_card_describes_the_file(smoke_release)
     assert f"sha256 `{sha256sum(paths.model)}`" in card
     assert "vqe release tiny_a" in card and "`stage_a.train.iters=4`" in card
     assert "4 iterations" in card and "iters: 4" in card  # the params block is the trained section
+    # The second session ran nothing: its speed is the run's over all sessions, never "nan".
+    seconds = torch.load(paths.model, map_location="cpu", weights_only=False)["meta"]["train"]["seconds"]
+    assert f"4 iterations ({4 / seconds:.2f} it/s over all its sessions;" in card and "nan" not in card
+    # Every session that trained (not the one refused for its data) is on the card with its host.
+    sessions = json.loads((paths.run_dir.parent / "sessions.json").read_text())
+    assert [s["resumed_at"] for s in sessions] == [0, 4]
+    assert f"{hardware()} (from the start); {hardware()} (from iteration 4 of its newest phase)" in card
+    (paths.run_dir.parent / "sessions.json").unlink()  # a run from before the record: said so, not guessed
+    assert "hardware: not recorded by this run" in write_card(release, params, paths, "vqe").read_text()
     rows = [line for line in card.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [r.split(" | ")[0] for r in rows] == ["| 2", "| 4"]
     cells = rows[-1].strip("| ").split(" | ")
@@ -144,6 +155,14 @@ def test_a_release_resumes_on_data_synthesised_again_only_when_told(smoke_releas
     card = write_card(release, release_params(release, params_file), paths, "vqe release tiny_a").read_text()
     assert "synthesised again from the same recipe" in card and sha256sum(manifest) in card
 
+    manifest.write_text(manifest.read_text()[:-1])  # back to the bytes the run started on: no flag, recorded
+    assert train_release(release, params_file, paths, progress=False)["resumed_from"] == 4
+    recorded = json.loads(data_json.read_text())
+    assert [r["resumed_at"] for r in recorded["rebuilds"]] == [4, 4]
+    assert recorded["rebuilds"][-1]["manifest_sha256"] == sha256sum(manifest) == recorded["manifest_sha256"]
+    card = write_card(release, release_params(release, params_file), paths, "vqe release tiny_a").read_text()
+    assert "byte for byte the data the run started on" in card
+
     recorded["train"]["bikes_other"] = 1  # another clip set is another recipe, even when told
     data_json.write_text(json.dumps(recorded))
     manifest.write_text(manifest.read_text() + "\n")
@@ -174,6 +193,44 @@ def test_releases_of_the_other_phases_have_cards_with_their_curves(phase, smoke_
         summary = torch.load(paths.model, map_location="cpu", weights_only=False)["meta"]["train"]
         assert f"{sum(summary['seconds'].values()) / 3600:.2f} h wall" in card  # NoGAN's seconds are per phase
     assert all(r.split(" | ")[-3] != "–" for r in rows)  # val columns filled; no test span outside Stage A
+
+
+@pytest.mark.parametrize("handoff_gain, pretrain_gain, chosen", [
+    (-0.30, +0.01, "pretrain"),  # the hand-off's pick breaks the floor, its starting point does not
+    (-0.05, +0.01, "handoff"),  # within the floor: seed 003's rule stands
+    (-0.30, -0.20, "handoff"),  # neither meets it: nothing better to fall back on
+])
+def test_a_psnr_floor_falls_back_to_the_pretrained_generator(handoff_gain, pretrain_gain, chosen, smoke_release):
+    """`psnr_floor` bounds NoGAN's best-LPIPS pick: the pre-trained generator is exported when only it keeps
+    the floor, with its weights from the pre-training checkpoint, and the card says which and why."""
+    from vqe.release import _floor_pick
+
+    _, params_file, paths = smoke_release
+    recipe = {"phase": "nogan_fast", "summary": "A floored release.", "psnr_floor": -1000}
+    release = load_release("floored", _write(params_file.parent / "conf_f", "floored", recipe))
+    assert release.psnr_floor == -1000
+    params = release_params(release, params_file)
+    summary = train_release(release, params_file, paths, progress=False)  # smoke's real run: applies the floor
+    assert summary["selection"] == {"psnr_floor": -1000, "chosen": "handoff", "handoff_val": summary["val"],
+                                    "pretrain_val": summary["val_pretrain"]}
+    handoff_weights = torch.load(paths.model, map_location="cpu", weights_only=False)["state_dict"]
+    crafted = {**summary, "val": {"psnr_gain": handoff_gain, "lpips_gain": -0.2},
+               "val_pretrain": {"psnr_gain": pretrain_gain, "lpips_gain": -0.1}}
+    picked = _floor_pick(-0.1, params, paths, crafted)
+    assert picked["selection"]["chosen"] == chosen
+    state = torch.load(paths.model, map_location="cpu", weights_only=False)
+    assert state["meta"]["train"]["selection"]["chosen"] == chosen
+    modules = torch.load(paths.run_dir / "pretrain" / "last.pt", map_location="cpu", weights_only=False)["modules"]
+    expected = modules["generator"] if chosen == "pretrain" else handoff_weights
+    assert "ema" not in modules  # smoke keeps no EMA: the pre-trained generator is the raw one
+    assert all(torch.equal(expected[k], v) for k, v in state["state_dict"].items())
+    assert any(not torch.equal(modules["generator"][k], v) for k, v in handoff_weights.items())  # they differ
+    card = model_card(release, params, paths, "vqe release floored")
+    if chosen == "pretrain":
+        assert "the pre-trained generator, not the hand-off's pick" in card and "-0.300 dB" in card
+    else:
+        assert "best validation LPIPS" in card
+        assert ("did not meet it either" in card) == (pretrain_gain < -0.1)  # a floor missed is said, not hidden
 
 
 def test_card_only_needs_an_exported_release(tmp_path, capsys):
