@@ -73,11 +73,34 @@ def test_adaptation_keeps_the_best_holdout_state(decoded):
     assert holdout_gain(model, lq, decoded, [6, 7], torch.device("cpu"), base) == pytest.approx(report.kept_gain, abs=1e-9)
 
 
+def test_perceptual_adaptation_keeps_the_state_of_lowest_holdout_lpips(decoded):
+    """With an LPIPS weight the loss adds LPIPS-alex and the hold-out keeps the state of lowest LPIPS (the
+    model as given included); without one, LPIPS is neither trained on nor scored."""
+    from vqe.adapt import holdout_scores
+
+    model, report = adapt(_stack_model(), decoded, bpp=0.3, fps=25.0, seconds=4.0, lr=1e-3, batch=2, patch=16,
+                          eval_every=0.5, perceptual=0.5, progress=False)
+    assert report.perceptual == 0.5 and len(report.curve) >= 3
+    given = report.curve[0]
+    assert given["iteration"] == 0 and given["holdout_gain"] == 0.0 and given["holdout_lpips"] > 0
+    best = min(report.curve, key=lambda p: p["holdout_lpips"])
+    assert report.kept_iteration == best["iteration"] and report.kept_gain == best["holdout_gain"]
+    assert best["holdout_lpips"] < given["holdout_lpips"]  # LPIPS in the loss lowers it on held-out frames
+    lq = self_pairs(decoded, 2, 0.3, 25.0)
+    base = bicubic_frames(lq[[6, 7]], 96, 128)
+    kept = holdout_scores(model, lq, decoded, [6, 7], torch.device("cpu"), base, lpips=True)
+    assert kept["holdout_lpips"] == pytest.approx(best["holdout_lpips"], abs=1e-6)  # the returned model is it
+    _, plain = adapt(_stack_model(), decoded, bpp=0.3, fps=25.0, seconds=1.0, batch=2, patch=16, progress=False)
+    assert plain.perceptual == 0.0 and all("holdout_lpips" not in p for p in plain.curve)
+
+
 def test_adaptation_refuses_what_it_cannot_do(decoded):
     with pytest.raises(VQEError, match="up-scaling model"):
         adapt(_stack_model(scale=1, mode="pp"), decoded, bpp=0.3, fps=25.0, seconds=1.0)
     with pytest.raises(VQEError, match="> 0 seconds"):
         adapt(_stack_model(), decoded, bpp=0.3, fps=25.0, seconds=0.0)
+    with pytest.raises(VQEError, match="LPIPS weight"):
+        adapt(_stack_model(), decoded, bpp=0.3, fps=25.0, seconds=1.0, perceptual=-0.1)
     with pytest.raises(VQEError, match="too few"):
         adapt(_stack_model(), decoded[:1], bpp=0.3, fps=25.0, seconds=1.0)
 
@@ -94,6 +117,9 @@ def test_cli_adapt_restores_a_video(tmp_path, decoded):
     assert read_video(out).shape == (8, 192, 256, 3)
     with pytest.raises(SystemExit):
         main(["enhance", str(video), "-o", str(tmp_path / "x.mkv"), "--model", str(model_path), "--adapt", "-1"])
+    with pytest.raises(SystemExit):
+        main(["enhance", str(video), "-o", str(tmp_path / "x.mkv"), "--model", str(model_path), "--adapt", "2",
+              "--adapt-lpips", "-0.5"])
     assert not (tmp_path / "x.mkv").exists()
     assert Path(video).exists()
 

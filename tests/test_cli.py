@@ -75,7 +75,8 @@ def test_unknown_codec_and_config_key_exit_nonzero(tmp_path, moving_frames, caps
 # (command, option, whether 0 is invalid); every numeric option of every command
 NUMERIC = [("degrade", "--kbps", True), ("degrade", "--crf", False), ("degrade", "--scale", True),
            ("degrade", "--intra-period", True), ("enhance", "--batch", True), ("enhance", "--tile", True),
-           ("enhance", "--crf", False), ("enhance", "--adapt", True), ("release", "--threads", True)]
+           ("enhance", "--crf", False), ("enhance", "--adapt", True), ("enhance", "--adapt-lpips", False),
+           ("release", "--threads", True)]
 BAD = ["-5", "nan", "inf", "-inf", "1e12", str(10 ** 12), "1000000000", "abc", "", "2.5"]
 
 
@@ -87,7 +88,7 @@ def test_every_numeric_option_is_in_the_table():
 
 @pytest.mark.parametrize("command, option, value",
                          [(c, o, v) for c, o, zero in NUMERIC for v in BAD + (["0"] if zero else [])
-                          if not (o in ("--kbps", "--adapt") and v == "2.5")])
+                          if not (o in ("--kbps", "--adapt", "--adapt-lpips") and v == "2.5")])
 def test_a_bad_number_is_a_usage_error_before_any_work(tmp_path, monkeypatch, capsys, command, option, value):
     def not_called(args):
         raise AssertionError(f"{command} ran with {option} {value!r}")

@@ -246,3 +246,17 @@ def test_measure_returns_every_key_as_a_float():
 
 def test_bpp():
     assert bpp(100, 640, 360, 25) == pytest.approx(100_000 / (640 * 360 * 25))
+
+
+def test_lpips_first_built_for_scoring_still_trains():
+    """The cached LPIPS model is shared by scoring (inference mode) and the LPIPS loss: built first inside
+    `lpips_clip`, it must still take part in backward (test-time adaptation scores, then trains)."""
+    from vqe.losses import LpipsLoss
+    from vqe.metrics.perceptual import _cached_model
+
+    _cached_model.cache_clear()
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    lpips_clip(frames, frames[::-1])
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    LpipsLoss("alex")(x, torch.rand(1, 3, 32, 32)).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -37,19 +37,20 @@ def int_range(lo: int, hi: int):
     return parse
 
 
-def positive_float(hi: float):
-    """An argparse `type=`: a finite number x with 0 < x <= hi."""
+def positive_float(hi: float, zero: bool = False):
+    """An argparse `type=`: a finite number x with 0 < x <= hi (0 <= x <= hi with `zero`)."""
+    low = "0 <=" if zero else "0 <"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not (math.isfinite(value) and 0 < value <= hi):
-            raise argparse.ArgumentTypeError(f"{text} is not a finite number with 0 < x <= {hi:g}")
+        if not (math.isfinite(value) and (0 <= value if zero else 0 < value) and value <= hi):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number with {low} x <= {hi:g}")
         return value
 
-    parse.__name__ = f"number in (0, {hi:g}]"
+    parse.__name__ = f"number in {'[' if zero else '('}0, {hi:g}]"
     return parse
 
 
@@ -278,7 +279,7 @@ def cmd_enhance(args: argparse.Namespace) -> None:
 
         info = probe(args.input)
         model, report = adapt(model, read_video(args.input), bpp=input_bpp(args.input), fps=info.fps,
-                              seconds=args.adapt, device=device)
+                              seconds=args.adapt, device=device, perceptual=args.adapt_lpips)
         print(f"adapted for {report.seconds:.0f} s ({report.iterations} iterations); kept iteration "
               f"{report.kept_iteration}, hold-out gain {report.kept_gain:+.3f} dB over bicubic of the re-encode")
     batch = default_batch(device) if args.batch is None else args.batch
@@ -375,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapt", type=positive_float(86400), default=None, metavar="SECONDS",
                    help="first fine-tune the model on the input itself for SECONDS (no ground truth: pairs made "
                         "one scale down at the input's bits per pixel, best hold-out state kept); default: off")
+    p.add_argument("--adapt-lpips", type=positive_float(100, zero=True), default=0.0, metavar="W",
+                   help="with --adapt: add W x LPIPS-alex to the L1 adaptation loss and keep the state of lowest "
+                        "hold-out LPIPS, trading PSNR for LPIPS (default: 0, L1 and the best hold-out PSNR)")
     p.add_argument("--codec", choices=CODECS, default="libx264", help="the output encoder")
     p.add_argument("--crf", type=int_range(0, 63), default=18,
                    help="output constant rate factor (lower is better): 0..51 for libx264/libx265, 0..63 for "

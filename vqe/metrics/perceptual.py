@@ -29,10 +29,11 @@ Features = list[torch.Tensor]
 @functools.lru_cache(maxsize=None)
 def _cached_model(net: str, device: torch.device) -> lpips.LPIPS:
     provision_weights((net,))  # raises VQEError naming the checkpoint if it cannot be had
-    with warnings.catch_warnings():  # lpips 0.1.4 still passes torchvision's deprecated `pretrained`
-        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
-        model = lpips.LPIPS(net=net, verbose=False)
-    return model.to(device).eval().requires_grad_(False)
+    # Built outside inference mode even when first asked for inside it (`lpips_clip`): the cached model is
+    # shared with the LPIPS loss (`vqe.losses.LpipsLoss`), and inference tensors cannot take part in backward.
+    with warnings.catch_warnings(), torch.inference_mode(False):
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")  # lpips 0.1.4's `pretrained`
+        return lpips.LPIPS(net=net, verbose=False).to(device).eval().requires_grad_(False)
 
 
 def lpips_model(net: str = "alex", device: torch.device | str | None = None) -> lpips.LPIPS:
