@@ -7,10 +7,10 @@ evaluation span against the ground truth (timed apart from the budget). Reports 
 state over the unadapted model, and the hold-out and true curves side by side. Run after `dvc repro`:
 
     python benchmarks/adapt_gain.py --model models/stage_a.pt --seconds 180 [--kbps 62.5] [--clip carphone]
-        [--lpips 0.3]
+        [--lpips 0.05]
 
 `--clip` names any clip with encodes in the manifest (the test clip, or a val clip); `--lpips W` adapts on
-L1 + W x LPIPS-alex with the hold-out's LPIPS guard (`vqe.adapt`). The true LPIPS is reported beside PSNR.
+L1 + W x LPIPS-alex, its hold-out keeping the state of lowest LPIPS (`vqe.adapt`). The true LPIPS is reported beside PSNR.
 """
 
 from __future__ import annotations

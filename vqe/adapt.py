@@ -192,7 +192,6 @@ def adapt(model: torch.nn.Module, decoded: np.ndarray, *, bpp: float, fps: float
         if now - last_eval >= eval_every or now - start >= seconds:
             model.eval()
             scores = holdout_scores(model, lq_hold, target_hold, hold, device, base, lpips=perceptual > 0)
-            gain = scores["holdout_gain"]
             report.curve.append({"iteration": it, "seconds": time.perf_counter() - t0 - paused, **scores})
             if on_eval:
                 t_eval = time.perf_counter()
