@@ -1,5 +1,6 @@
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -281,3 +282,24 @@ def test_compose_replaces_params_but_never_a_config_source(tmp_path, capsys):
     assert "input" in capsys.readouterr().err and sha256(source) == digest
     assert main(["compose", "smoke", "-o", str(tmp_path)]) == 2
     assert "directory" in capsys.readouterr().err
+
+
+def test_train_names_the_phases_and_baseline_rows_for_an_unknown_one(capsys):
+    assert run(["train", "nonesuch"]) != 0
+    err = capsys.readouterr().err
+    assert "unknown phase or baseline row 'nonesuch'" in err and "stage_a" in err and "galteri" in err
+
+
+def test_train_runs_a_baseline_row_by_its_id(tmp_path, smoke_manifest, capsys):
+    import yaml
+
+    from vqe.config import compose
+    from vqe.models import load_model
+
+    data = compose("smoke", ROOT / "conf")
+    data["synth"]["out_dir"] = str(smoke_manifest.root)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    assert run(["train", "edvr", "baselines.train.iters=2", "--params", str(tmp_path / "params.yaml"),
+                "--out-dir", str(tmp_path), "--model-out", str(tmp_path / "edvr.pt"), "--no-progress"]) == 0
+    assert load_model(tmp_path / "edvr.pt").arch == "edvr"
+    assert json.loads((tmp_path / "results" / "train" / "edvr.json").read_text())["iterations"] == 2

@@ -44,6 +44,7 @@ READ_ELSEWHERE = {
     ("eval", "baselines"): "dvc.yaml: the `baselines` stage's `foreach: ${eval.baselines}`",
     ("eval", "adapt"): "dvc.yaml: the `evaluate_adapt` stage's `foreach: ${eval.adapt}`",
     ("eval", "adapt_seconds"): "dvc.yaml: the `evaluate_adapt` stage's `-p adapt_seconds ${eval.adapt_seconds}`",
+    ("baselines", "rows"): "dvc.yaml: the `train_baseline` and `evaluate_baseline` stages' `foreach: ${baselines.rows}`",
 }
 
 # vqe functions that return (a copy of) a Params argument rather than reading it: {qualified name: index}.

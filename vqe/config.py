@@ -466,6 +466,110 @@ class NoGanParams(NoGanBase):
         self.train.validate(f"{key}.train")
 
 
+# --- Table 1's learned baselines (`vqe.train.baseline`) -----------------------------------------
+
+PIXEL_LOSSES = ("l1", "mse")
+# the perceptual terms a baseline may use: none, or a network `vqe.losses.perceptual_loss` builds
+BASELINE_PERCEPTUAL = ("none", "vgg16_conv5_3", "vgg19_conv5_4", *PERCEPTUAL_NETS)
+# adversarial games, each with its paper's discriminator and loss (`vqe.train.baseline.ADVERSARIES`)
+ADVERSARIAL = ("none", "galteri", "supervegan", "relativistic")
+
+
+@dataclass
+class BaselineLoss:
+    """pixel_weight * pixel + perceptual_weight * perceptual + adv_weight * adversarial + aux_weight * the
+    model's own term (`aux_loss`: ESRGAN+DnCNN's denoiser, SUPERVEGAN's Stage A MSE). The row's first
+    `train.warmup` iterations are a pixel-loss pre-training: warmup_pixel_weight * pixel + the aux term only."""
+
+    pixel: str  # l1 | mse
+    pixel_weight: float
+    warmup_pixel_weight: float  # the pixel weight during the warm-up (a pixel-loss pre-training)
+    perceptual: str  # none | vgg16_conv5_3 | vgg19_conv5_4 | vgg16 | vgg19 | lpips | lpips-vgg
+    perceptual_weight: float
+    adversarial: str  # none | galteri | supervegan | relativistic
+    adv_weight: float
+    aux_weight: float
+
+    def validate(self, key: str) -> None:
+        _require(self.pixel in PIXEL_LOSSES, f"{key}.pixel", f"{self.pixel!r} is not one of {PIXEL_LOSSES}")
+        _require(self.perceptual in BASELINE_PERCEPTUAL, f"{key}.perceptual",
+                 f"{self.perceptual!r} is not one of {BASELINE_PERCEPTUAL}")
+        _require(self.adversarial in ADVERSARIAL, f"{key}.adversarial",
+                 f"{self.adversarial!r} is not one of {ADVERSARIAL}")
+        for k in ("pixel_weight", "warmup_pixel_weight", "perceptual_weight", "adv_weight", "aux_weight"):
+            _require(getattr(self, k) >= 0, f"{key}.{k}", "must be >= 0")
+
+
+@dataclass
+class BaselineTrain(TrainParams):
+    """One baseline's training on the shared loop: Adam + cosine; `warmup` iterations of the pixel (and
+    aux) terms alone, then every term; the discriminator learns at `d_lr` (Adam)."""
+
+    d_lr: float
+    warmup: int
+    ema: float  # EMA decay of the exported weights; 0 = off (the papers' baselines use none)
+
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        _validate_ema(self.ema, key)
+        _require(self.d_lr > 0, f"{key}.d_lr", "must be > 0")
+        _require(0 <= self.warmup <= self.iters, f"{key}.warmup", f"must be in [0, iters={self.iters}]")
+
+
+@dataclass
+class BaselineSystem:
+    """A Table 1 row: the architecture (`vqe.models.BASELINE_ARCHS`) with its sizes, its discriminator's
+    sizes, its loss, and `train` overrides of `baselines.train` (iterations sized to Stage A's wall time)."""
+
+    arch: str
+    model: dict[str, Any]
+    disc: dict[str, Any]
+    loss: BaselineLoss
+    train: dict[str, Any]
+
+
+@dataclass
+class BaselinesParams:
+    """`baselines.train` (shared by every row), `baselines.systems` (row id -> its system) and `rows`, the
+    systems `dvc repro` trains and evaluates (stages train_baseline@<row>, evaluate_baseline@<row>)."""
+
+    rows: list[str]
+    train: BaselineTrain
+    systems: dict[str, BaselineSystem]
+
+    def train_for(self, name: str) -> BaselineTrain:
+        """`baselines.train` with the row's overrides, validated (errors name `baselines.systems.<name>.train`)."""
+        try:  # (the message lists no other rows: which rows exist is not a parameter of this row's stage)
+            overrides = self.systems[name].train
+        except KeyError:
+            raise VQEError(f"parameter baselines.systems: no row {name!r}") from None
+        key = f"baselines.systems.{name}.train"
+        unknown = sorted(set(overrides) - set(asdict(self.train)))
+        _require(not unknown, key, f"unknown keys {unknown}")
+        cfg = BaselineTrain(**{**asdict(self.train), **overrides})
+        cfg.validate(key)
+        return cfg
+
+    def validate(self) -> None:
+        from vqe.models import BASELINE_ARCHS
+
+        self.train.validate("baselines.train")
+        unknown = [r for r in self.rows if r not in self.systems]
+        _require(not unknown, "baselines.rows", f"{unknown} are not in baselines.systems {sorted(self.systems)}")
+        _require(len(set(self.rows)) == len(self.rows), "baselines.rows", "duplicates")
+        for name, system in self.systems.items():
+            key = f"baselines.systems.{name}"
+            _require(system.arch in BASELINE_ARCHS, f"{key}.arch",
+                     f"{system.arch!r} is not one of {sorted(BASELINE_ARCHS)}")
+            system.loss.validate(f"{key}.loss")
+            _require((system.loss.adversarial == "none") == (system.loss.adv_weight == 0), f"{key}.loss",
+                     "adv_weight must be > 0 exactly when adversarial is not none")
+            warmup = self.train_for(name).warmup
+            _require(warmup == 0 or system.loss.warmup_pixel_weight > 0 or system.loss.aux_weight > 0,
+                     f"{key}.train.warmup", f"is {warmup}, but the warm-up trains the pixel and aux terms alone and "
+                     "both warmup_pixel_weight and aux_weight are 0")
+
+
 ENCODERS = ("small", "large")
 ENCODER_WEIGHTS = ("imagenet", "scratch")
 
@@ -631,6 +735,7 @@ class Params:
     scaling: ScalingParams
     codecs: CodecParams
     resilience: ResilienceParams
+    baselines: BaselinesParams
 
     def validate(self) -> "Params":
         self.synth.validate()
@@ -643,6 +748,9 @@ class Params:
         self.scaling.validate()
         self.codecs.validate()
         self.resilience.validate()
+        self.baselines.validate()
+        untrained = [m for m in self.eval.methods if m in self.baselines.systems and m not in self.baselines.rows]
+        _require(not untrained, "eval.methods", f"{untrained} are baselines that baselines.rows does not train")
         if self.stage_a.model.mode == "sra":
             _require(self.stage_a.train.patch % self.synth.scale == 0, "stage_a.train.patch",
                      f"{self.stage_a.train.patch} is not divisible by synth.scale={self.synth.scale}")

@@ -107,6 +107,9 @@ def relativistic_loss(pos: Tensor, neg: Tensor) -> Tensor:
 _VGG: dict[str, tuple[Callable[..., nn.Module], dict[str, int]]] = {
     "vgg19": (torchvision.models.vgg19, {"relu3_4": 17, "relu4_4": 26}),
     "vgg16": (torchvision.models.vgg16, {"relu3_3": 15, "relu4_3": 22}),
+    # one deep layer before its activation: Galteri et al. (conv5_3), SUPERVEGAN and ESRGAN (VGG-19 conv5_4)
+    "vgg16_conv5_3": (torchvision.models.vgg16, {"conv5_3": 28}),
+    "vgg19_conv5_4": (torchvision.models.vgg19, {"conv5_4": 34}),
 }
 VGG19_CHECKPOINT = "vgg19-dcbb9e9d.pth"  # torchvision's file name; no offline source for it
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -175,7 +178,7 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         if net not in _VGG:
             raise VQEError(f"perceptual loss: unknown net {net!r}; known: {sorted(_VGG)}")
-        path = _vgg19_checked(key) if net == "vgg19" else _vgg16_path(key)
+        path = _vgg19_checked(key) if net.startswith("vgg19") else _vgg16_path(key)
         self.net = net
         self.layers = tuple(_VGG[net][1])
         self._indices = tuple(_VGG[net][1].values())

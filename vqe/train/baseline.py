@@ -1,0 +1,276 @@
+"""Table 1's learned baselines, trained by one recipe on the shared loop and our data.
+
+Every baseline (`baselines.systems.<row id>`: Galteri et al., SUPERVEGAN, EDVR, ESRGAN+DnCNN, ...) is a
+model of `vqe.models.BASELINE_ARCHS` trained on the same patches, degradation and validation as our
+own models, with the loss its paper gives, from the terms of one objective:
+
+    pixel_weight * pixel(out, gt) + perceptual_weight * perceptual(out, gt)
+    + adv_weight * adversarial(out) + aux_weight * aux
+
+The first `train.warmup` iterations are a pixel-loss pre-training at `warmup_pixel_weight` (ESRGAN's
+PSNR-oriented model); the perceptual and adversarial terms (and the discriminator's updates) start after
+it. `aux` is
+a model's own term (`aux_loss`: ESRGAN+DnCNN's denoiser at the decoded size). A model may also own how
+it is trained over time: SUPERVEGAN's three-phase progressive schedule blends its Stage B in
+(`supervegan_view`), and in its first phase only its Stage A's MSE applies. Each game (`ADVERSARIES`)
+uses its paper's discriminator and loss. Budgets are iterations sized so that each row trains about as
+long as Stage A does on the same profile (the summary records the seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from vqe.config import BaselineSystem, BaselineTrain, Params
+from vqe.data.dataset import TrainPatches
+from vqe.data.manifest import Manifest
+from vqe.errors import VQEError
+from vqe.fetch import sha256sum
+from vqe.losses import perceptual_loss, relativistic_loss
+from vqe.models import build_model
+from vqe.train import checkpoint, distributed
+from vqe.train.amp import amp_name, autocast_dtype, autocaster, grad_scaler
+from vqe.train.loop import Phase, cosine, export, fit, optimise, validation_kbps
+from vqe.train.validate import Validator
+from vqe.upscale import bicubic_up
+
+log = logging.getLogger(__name__)
+
+
+# --- what the objective scores ------------------------------------------------------------------
+
+class View(NamedTuple):
+    """What one training forward pass gives the objective: the output scored against the ground truth,
+    the model's own term (or None), whether the main terms apply yet, and values to log."""
+
+    out: Tensor
+    aux: Optional[Tensor]
+    main: bool
+    logs: dict[str, float]
+
+
+def down_to(gt: Tensor, size: torch.Size) -> Tensor:
+    """The ground truth at a model's intermediate resolution (area averaging: our degradation's down-scaling)."""
+    return gt if gt.shape[-2:] == size[-2:] else F.interpolate(gt, size=size[-2:], mode="area")
+
+
+def plain_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int) -> View:
+    """Most baselines: the output, plus `model.aux_loss(gt at the decoded size)` when the model has one."""
+    out = model(lq)
+    aux = model.aux_loss(down_to(gt, lq.shape)) if hasattr(model, "aux_loss") else None
+    return View(out, aux, True, {})
+
+
+def supervegan_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int) -> View:
+    """Seed 001 §III-B: phase 1 trains Stage A alone (MSE on Y^A, the ground truth at its resolution);
+    phases 2-3 score the blend Y^AB = (1 - alpha) up_NN(Y^A) + alpha Y^B, alpha 0 -> 1 over phase 2 (eq. 5),
+    and keep Y^A's MSE (eq. 6)."""
+    from vqe.models.supervegan import schedule
+
+    phase, alpha = schedule(it, iters)
+    logs = {"phase": float(phase), "alpha": alpha}
+    if phase == 1:  # Stage B is not run: nothing but Y^A's MSE is scored
+        y_a = model.forward_a(lq)
+        return View(y_a, F.mse_loss(y_a, down_to(gt, y_a.shape)), False, logs)
+    y_a, y_b = model.forward_stages(lq)
+    return View(model.blend(y_a, y_b, alpha), F.mse_loss(y_a, down_to(gt, y_a.shape)), True, logs)
+
+
+VIEWS: dict[str, Callable[[nn.Module, Tensor, Tensor, int, int], View]] = {"supervegan": supervegan_view}
+
+
+# --- adversarial games --------------------------------------------------------------------------
+
+@dataclass
+class Adversary:
+    """A discriminator and its paper's losses: `d_loss(D, real, fake, cond)`, `g_loss(D, real, fake, cond)`
+    (`cond`: the bicubic up-sampled decode, for conditional discriminators)."""
+
+    disc: nn.Module
+    d_loss: Callable[[nn.Module, Tensor, Tensor, Tensor], Tensor]
+    g_loss: Callable[[nn.Module, Tensor, Tensor, Tensor], Tensor]
+
+
+def galteri_adversary(cfg: dict[str, Any], patch: int) -> Adversary:
+    """Seed 002 eqs. 4 and 7: a conditional sub-patch discriminator, D(I | I^C)."""
+    from vqe.models import galteri
+
+    disc = galteri.GalteriDiscriminator(**cfg)
+    return Adversary(disc, lambda d, real, fake, c: galteri.discriminator_loss(d(real, c), d(fake, c)),
+                     lambda d, real, fake, c: galteri.adversarial_loss(d(fake, c)))
+
+
+def supervegan_adversary(cfg: dict[str, Any], patch: int) -> Adversary:
+    """Seed 001 eq. 8: the standard (non-saturating) GAN with a conv + fully-connected discriminator."""
+    from vqe.models import supervegan
+
+    disc = supervegan.SuperVEGANDiscriminator(patch=patch, **cfg)
+    return Adversary(disc, lambda d, real, fake, c: supervegan.discriminator_loss(d(real), d(fake)),
+                     lambda d, real, fake, c: supervegan.generator_loss(d(fake)))
+
+
+def relativistic_adversary(cfg: dict[str, Any], patch: int) -> Adversary:
+    """ESRGAN's relativistic average GAN, on our PatchGAN (ESRGAN's own D is a VGG-style classifier)."""
+    from vqe.models.discriminator import PatchDiscriminator
+
+    disc = PatchDiscriminator(3, **cfg)
+    return Adversary(disc, lambda d, real, fake, c: relativistic_loss(d(real), d(fake)),
+                     lambda d, real, fake, c: relativistic_loss(d(fake), d(real)))
+
+
+ADVERSARIES: dict[str, Callable[[dict[str, Any], int], Adversary]] = {
+    "galteri": galteri_adversary, "supervegan": supervegan_adversary, "relativistic": relativistic_adversary}
+
+
+PIXEL = {"l1": F.l1_loss, "mse": F.mse_loss}
+
+
+# --- the phase ----------------------------------------------------------------------------------
+
+def baseline_phase(name: str, system: BaselineSystem, model: nn.Module, cfg: BaselineTrain, device: torch.device
+                   ) -> tuple[Phase, nn.Module, Optional[torch.dtype]]:
+    """The row's phase on the shared loop (Adam + cosine for the model, Adam for its discriminator), the
+    module to export (the EMA when `cfg.ema` > 0) and the autocast dtype (CUDA with `cfg.amp` only)."""
+    loss = system.loss
+    opt = torch.optim.Adam(_param_groups(model, cfg.lr), betas=tuple(cfg.betas))
+    sched = cosine(opt, cfg.iters, cfg.lr_min)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    perc = (perceptual_loss(loss.perceptual, key=f"baselines.systems.{name}.loss.perceptual").to(device)
+            if loss.perceptual != "none" and loss.perceptual_weight > 0 else None)
+    adv = ADVERSARIES[loss.adversarial](system.disc, cfg.patch) if loss.adversarial != "none" else None
+    modules: dict[str, nn.Module] = {"model": model}
+    optimizers: dict[str, torch.optim.Optimizer] = {"adam": opt}
+    if adv is not None:
+        adv.disc.to(device)
+        modules["disc"] = adv.disc
+        optimizers["d_adam"] = torch.optim.Adam(adv.disc.parameters(), lr=cfg.d_lr, betas=tuple(cfg.betas))
+    if ema is not None:
+        modules["ema"] = ema
+    view_of = VIEWS.get(model.arch, plain_view)
+    params = list(model.parameters())
+    dtype = autocast_dtype(device, cfg.amp)
+    autocast, scalers = autocaster(device, dtype), {k: grad_scaler(dtype) for k in optimizers}
+
+    def step(batch: tuple[Tensor, Tensor], it: int) -> dict[str, float]:
+        lq, gt = (t.to(device, non_blocking=True) for t in batch)
+        with autocast():
+            view = view_of(model, lq, gt, it, cfg.iters)
+        view = view._replace(out=view.out.float(), aux=None if view.aux is None else view.aux.float())
+        late = view.main and it > cfg.warmup  # the perceptual and adversarial terms apply
+        adversarial = adv is not None and late
+        logs = dict(view.logs)
+        if adversarial:  # the discriminator first, on a detached output
+            cond = bicubic_up(lq[:, model.n], model.scale)
+            with autocast():
+                d_loss = adv.d_loss(adv.disc, gt, view.out.detach(), cond).float()
+            optimise(d_loss, optimizers["d_adam"], list(adv.disc.parameters()), cfg.grad_clip, scalers["d_adam"])
+            logs["loss_d"] = d_loss.item()
+        with autocast():  # the perceptual networks run float32 inside
+            terms = objective_terms(view, gt, loss, perc if late else None, adv if adversarial else None, lq, model,
+                                    pixel_weight=loss.pixel_weight if late else loss.warmup_pixel_weight)
+        total = sum((t.float() for t in terms.values()), torch.zeros((), device=device))
+        optimise(total, opt, params, cfg.grad_clip, scalers["adam"])
+        if adv is not None:
+            adv.disc.requires_grad_(True)
+        sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        return {"loss": total.item(), **{f"loss_{k}": v.item() for k, v in terms.items()}, **logs,
+                "lr": sched.get_last_lr()[0]}
+
+    phase = Phase(name, modules, optimizers, {"cosine": sched}, step)
+    return phase, (ema.module if ema is not None else model), dtype
+
+
+def objective_terms(view: View, gt: Tensor, loss, perc: Optional[nn.Module], adv: Optional[Adversary],
+                    lq: Tensor, model: nn.Module, pixel_weight: Optional[float] = None) -> dict[str, Tensor]:
+    """The weighted terms of the row's loss for one batch (those that apply at this iteration);
+    `pixel_weight` overrides `loss.pixel_weight` (the warm-up's)."""
+    terms: dict[str, Tensor] = {}
+    pixel_weight = loss.pixel_weight if pixel_weight is None else pixel_weight
+    if view.main:
+        if pixel_weight > 0:
+            terms["pixel"] = pixel_weight * PIXEL[loss.pixel](view.out, gt)
+        if perc is not None:
+            terms["perceptual"] = loss.perceptual_weight * perc(view.out, gt)
+        if adv is not None:
+            adv.disc.requires_grad_(False)  # G's update must not accumulate gradients in D
+            cond = bicubic_up(lq[:, model.n], model.scale)
+            terms["adv"] = loss.adv_weight * adv.g_loss(adv.disc, gt, view.out, cond)
+    if view.aux is not None and loss.aux_weight > 0:
+        terms["aux"] = loss.aux_weight * view.aux
+    if not terms:
+        raise VQEError("baseline objective: no term applies (every weight is 0)")
+    return terms
+
+
+def _param_groups(model: nn.Module, lr: float) -> list[dict[str, Any]]:
+    """EDVR's offset convs learn slower (its `param_groups`); every other model has one group."""
+    if hasattr(model, "param_groups"):
+        return model.param_groups(lr, getattr(model, "offset_lr_mult", 0.25))
+    return [{"params": list(model.parameters()), "lr": lr}]
+
+
+# --- the row ------------------------------------------------------------------------------------
+
+def build_baseline(params: Params, name: str) -> nn.Module:
+    """The untrained model of row `name` at the data's scale."""
+    params.baselines.train_for(name)  # a VQEError naming the key for an unknown row
+    system = params.baselines.systems[name]
+    return build_model(system.arch, dict(system.model), scale=params.synth.scale)
+
+
+def train_baseline(params: Params, name: str, *, model_path: str | Path = "models/{name}.pt",
+                   run_dir: str | Path = "checkpoints/{name}", live_dir: Optional[str | Path] = "results/train/{name}",
+                   summary_path: Optional[str | Path] = "results/train/{name}.json", progress: bool = True
+                   ) -> dict[str, Any]:
+    """Train row `name` and export its model (with its summary as metadata and as JSON); resumes from
+    `run_dir/last.pt`. "{name}" in a path is the row id; `live_dir` / `summary_path` None: no dvclive log / JSON."""
+    path = lambda p: Path(str(p).format(name=name)) if p is not None else None  # noqa: E731
+    return _train_row(params, name, params.baselines.train_for(name), path(model_path), path(run_dir),
+                      path(live_dir), path(summary_path), progress)
+
+
+def _train_row(params: Params, name: str, cfg: BaselineTrain, model_path: Path, run_dir: Path,
+               live_dir: Optional[Path], summary_path: Optional[Path], progress: bool) -> dict[str, Any]:
+    system = params.baselines.systems[name]
+    dist = distributed.setup(cfg.device)
+    try:
+        if dist.world > 1:
+            raise VQEError("baselines train in one process (their discriminators are not wrapped for DDP)")
+        manifest = Manifest.load(params.synth.out_dir)
+        torch.manual_seed(params.seed)
+        model = build_baseline(params, name).to(dist.device).train()
+        phase, final, dtype = baseline_phase(name, system, model, cfg, dist.device)
+        validator = Validator(manifest, model.n, low_res=True, kbps=validation_kbps(params), frames=cfg.val_frames,
+                              device=dist.device)
+        phase.validate = lambda: validator(final)
+        dataset = TrainPatches(manifest, "train", model.n, cfg.patch, low_res=True, seed=params.seed,
+                               rate_ids=cfg.rate_ids)
+        fp = checkpoint.fingerprint("baseline", name, asdict(system), asdict(cfg), params.seed, params.synth.scale,
+                                    sha256sum(manifest.root / "manifest.json"), checkpoint.code_digest())
+        summary = fit(phase, dataset, cfg, run_dir=run_dir, seed=params.seed, fp=fp, dist=dist, live_dir=live_dir,
+                      progress=progress)
+        summary.update(row=name, arch=system.arch, device=str(dist.device), threads=torch.get_num_threads(),
+                       parameters=sum(p.numel() for p in model.parameters()), loss=asdict(system.loss),
+                       perceptual_net=_perceptual_record(system.loss.perceptual), ema=bool(cfg.ema),
+                       amp=amp_name(dtype), val_input=validator.input_scores)
+        export(model_path, final, summary, summary_path, profile=params.profile_name)
+        return summary
+    finally:
+        distributed.teardown()
+
+
+def _perceptual_record(net: str) -> str:
+    """What the perceptual term ran on, with the substitution said (the papers' VGG-19 has no offline source)."""
+    if net == "vgg16_conv5_3":
+        return "VGG-16 conv5_3 (the papers name VGG-19 conv5_3 / conv5_4, whose weights have no offline source)"
+    return net
