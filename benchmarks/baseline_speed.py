@@ -21,7 +21,18 @@ from vqe.atomic import write_json
 from vqe.config import load_params
 from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
-from vqe.train.baseline import baseline_phase, build_baseline
+from vqe.train.baseline import baseline_phase, build_baseline, pqf_training
+
+
+def timed_steps(phase, data: TrainPatches, batch: int, iters: int, first: int) -> float:
+    """Seconds per training step over `iters` batches starting at iteration `first`, after one untimed step
+    (allocations, oneDNN kernels)."""
+    batches = [torch.utils.data.default_collate([data[k * batch + j] for j in range(batch)]) for k in range(iters + 1)]
+    phase.step(batches[0], first)
+    start = time.perf_counter()
+    for k, b in enumerate(batches[1:], 1):
+        phase.step(b, first + k)
+    return (time.perf_counter() - start) / iters
 
 
 def time_row(params, name: str, iters: int) -> dict:
@@ -29,22 +40,18 @@ def time_row(params, name: str, iters: int) -> dict:
     torch.manual_seed(params.seed)
     model = build_baseline(params, name).train()
     phase, _, _ = baseline_phase(name, params.baselines.systems[name], model, cfg, torch.device("cpu"))
-    data = TrainPatches(Manifest.load(params.synth.out_dir), "train", model.n, cfg.patch, low_res=True, seed=0)
-    batches = [torch.utils.data.default_collate([data[k * cfg.batch + j] for j in range(cfg.batch)])
-               for k in range(iters + 1)]
+    manifest = Manifest.load(params.synth.out_dir)
+    side = pqf_training(model, manifest, params.seed)[0] if getattr(model, "needs_side", False) else None
+    data = TrainPatches(manifest, "train", model.n, cfg.patch, low_res=True, seed=0, frames_out=cfg.frames,
+                        side=side)
     # the warm-up (or SUPERVEGAN's first phase) runs fewer terms than the rest: time both kinds of iteration
     early_share = 0.25 if model.arch == "supervegan" else cfg.warmup / cfg.iters
-    seconds = {}
-    for kind, first in (("early", 1), ("late", cfg.iters - iters)):
-        if kind == "early" and early_share == 0:
-            continue
-        phase.step(batches[0], first)  # one untimed iteration (allocations, oneDNN kernels)
-        start = time.perf_counter()
-        for k, batch in enumerate(batches[1:], 1):
-            phase.step(batch, first + k)
-        seconds[kind] = (time.perf_counter() - start) / iters
+    seconds = {"late": timed_steps(phase, data, cfg.batch, iters, cfg.iters - iters)}
+    if early_share > 0:
+        seconds["early"] = timed_steps(phase, data, cfg.batch, iters, 1)
     mean = early_share * seconds.get("early", 0.0) + (1 - early_share) * seconds["late"]
-    return {"it_per_s": 1 / mean, "s_per_it": seconds, "early_share": early_share, "configured_iters": cfg.iters, "batch": cfg.batch, "patch": cfg.patch,
+    return {"it_per_s": 1 / mean, "s_per_it": seconds, "early_share": early_share, "configured_iters": cfg.iters,
+            "batch": cfg.batch, "patch": cfg.patch, "frames": cfg.frames,
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
@@ -58,13 +65,7 @@ def time_stage_a(params, iters: int) -> float:
     model = StageA(params.stage_a.model, scale=params.synth.scale).train()
     phase, _, _ = stage_a_phase(model, cfg, torch.device("cpu"))
     data = TrainPatches(Manifest.load(params.synth.out_dir), "train", model.n, cfg.patch, low_res=True, seed=0)
-    batches = [torch.utils.data.default_collate([data[k * cfg.batch + j] for j in range(cfg.batch)])
-               for k in range(iters + 1)]
-    phase.step(batches[0], 1)
-    start = time.perf_counter()
-    for k, batch in enumerate(batches[1:], 2):
-        phase.step(batch, k)
-    return (time.perf_counter() - start) / iters
+    return timed_steps(phase, data, cfg.batch, iters, 1)
 
 
 def main() -> None:
@@ -73,9 +74,10 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=12)
     ap.add_argument("--rows", nargs="*", default=None, help="default: baselines.rows")
     ap.add_argument("--out", default="results/benchmarks/baseline_speed.json")
+    ap.add_argument("--stage-a-s", type=float, default=None, help="Stage A's s/it from an earlier run (else timed)")
     args = ap.parse_args()
     params = load_params(args.params)
-    a_s = time_stage_a(params, args.iters)
+    a_s = time_stage_a(params, args.iters) if args.stage_a_s is None else args.stage_a_s
     stage_a = {"s_per_it": a_s, "iters": params.stage_a.train.iters, "seconds": a_s * params.stage_a.train.iters}
     print("stage_a", stage_a, flush=True)
     rows = {}

@@ -13,7 +13,8 @@ from vqe.errors import VQEError
 from vqe.models import load_model
 from vqe.train.baseline import ADVERSARIES, View, objective_terms, train_baseline
 
-SYSTEMS = ["supervegan2", "supervegan4", "galteri", "galteri_fast", "galteri_veryfast", "edvr", "esrgan_dncnn"]
+SYSTEMS = ["supervegan2", "supervegan4", "galteri", "galteri_fast", "galteri_veryfast", "edvr", "mfqe2", "tecogan",
+           "esrgan_dncnn"]
 
 
 def smoke_baselines(manifest, **train):
@@ -41,30 +42,32 @@ def test_every_system_trains_exports_and_records_its_loss(tmp_path, smoke_manife
     assert model.arch == params.baselines.systems[name].arch
     assert model.meta["train"]["loss"]["adversarial"] == params.baselines.systems[name].loss.adversarial
     x = torch.rand(1, 2 * model.n + 1, 3, 12, 16)
-    assert load_model(tmp_path / "m.pt")(x).shape == (1, 3, 24, 32)
+    side = (torch.ones(1, 2 * model.n + 1),) if getattr(model, "needs_side", False) else ()
+    assert load_model(tmp_path / "m.pt")(x, *side).shape == (1, 3, 24, 32)
     if params.baselines.systems[name].loss.perceptual.startswith("vgg16"):
         assert "VGG-16" in summary["perceptual_net"]
 
 
 def _loss(**kw) -> BaselineLoss:
     base = dict(pixel="mse", pixel_weight=2.0, warmup_pixel_weight=1.0, perceptual="none", perceptual_weight=0.0,
-                adversarial="none", adv_weight=0.0, aux_weight=0.5)
+                adversarial="none", adv_weight=0.0, aux_weight=0.5, warmup_aux_weight=None, pingpong_weight=0.0,
+                warp_weight=0.0)
     return BaselineLoss(**{**base, **kw})
 
 
 def test_objective_terms_are_the_weighted_losses_that_apply():
     out, gt = torch.full((1, 3, 4, 4), 0.5), torch.zeros(1, 3, 4, 4)
     aux = torch.tensor(0.3)
-    terms = objective_terms(View(out, aux, True, {}), gt, _loss(), None, None, None, None)
+    terms = objective_terms(View(out, aux, True, {}), gt, _loss(), None, None, None)
     assert terms["pixel"].item() == pytest.approx(2.0 * 0.25)
     assert terms["aux"].item() == pytest.approx(0.5 * 0.3)
     # SUPERVEGAN's first phase: the main terms do not apply, only the model's own (Stage A) term
-    terms = objective_terms(View(out, aux, False, {}), gt, _loss(), None, None, None, None)
+    terms = objective_terms(View(out, aux, False, {}), gt, _loss(), None, None, None)
     assert set(terms) == {"aux"}
     with pytest.raises(VQEError, match="no term"):
-        objective_terms(View(out, None, False, {}), gt, _loss(), None, None, None, None)
+        objective_terms(View(out, None, False, {}), gt, _loss(), None, None, None)
     # the warm-up's own pixel weight (Galteri et al. have no pixel term after it)
-    terms = objective_terms(View(out, None, True, {}), gt, _loss(pixel_weight=0.0), None, None, None, None, pixel_weight=1.0)
+    terms = objective_terms(View(out, None, True, {}), gt, _loss(pixel_weight=0.0), None, None, None, pixel_weight=1.0)
     assert terms["pixel"].item() == pytest.approx(0.25)
 
 
@@ -72,9 +75,42 @@ def test_l1_pixel_term_and_a_perceptual_module_are_weighted():
     out, gt = torch.full((1, 3, 4, 4), 0.25), torch.zeros(1, 3, 4, 4)
     perc = lambda a, b: (a - b).abs().sum()  # noqa: E731
     loss = _loss(pixel="l1", pixel_weight=1.0, perceptual="vgg16", perceptual_weight=0.1)
-    terms = objective_terms(View(out, None, True, {}), gt, loss, perc, None, None, None)
+    terms = objective_terms(View(out, None, True, {}), gt, loss, perc, None, None)
     assert terms["pixel"].item() == pytest.approx(0.25)
     assert terms["perceptual"].item() == pytest.approx(0.1 * 0.25 * 48)
+
+
+def test_temporal_terms_are_weighted_by_their_own_keys():
+    out, gt = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
+    view = View(out, None, True, {}, temporal={"pingpong": torch.tensor(0.2), "warp": torch.tensor(0.4)})
+    terms = objective_terms(view, gt, _loss(pingpong_weight=0.5, warp_weight=0.0), None, None, None)
+    assert terms["pingpong"].item() == pytest.approx(0.1) and "warp" not in terms
+
+
+def test_tecogan_view_scores_the_ping_pong_sequence_against_its_ground_truth():
+    """T = 3 aligned frames -> 5 outputs x1 x2 x3 x2 x1 against gt1 gt2 gt3 gt2 gt1; the ping-pong term is the
+    forward/backward difference (0 for an untrained model: both are bicubic of the same frames)."""
+    from vqe.models.tecogan import TecoGAN
+    from vqe.train.baseline import tecogan_view
+
+    torch.manual_seed(0)
+    model = TecoGAN(scale=2, n=1, channels=4, blocks=1, flow_channels=4)
+    lq, gt = torch.rand(2, 5, 3, 8, 8), torch.rand(2, 3, 3, 16, 16)
+    view = tecogan_view(model, lq, gt, 1, 10)
+    assert view.out.shape == view.target.shape == (10, 3, 16, 16)
+    assert torch.equal(view.target.unflatten(0, (2, 5))[:, 3], gt[:, 1])
+    lr_pp, flows = view.cond
+    assert torch.equal(lr_pp[:, 0], lq[:, 1]) and torch.equal(lr_pp[:, 4], lq[:, 1]) and flows.shape == (2, 4, 2, 8, 8)
+    assert view.temporal["pingpong"].item() == pytest.approx(0.0, abs=1e-12)
+    assert view.temporal["warp"].item() > 0
+
+
+def _game_inputs(game: str):
+    """(real, fake, cond) for a game; TecoGAN's are ping-pong sequences of 2 x 5 frames with zero flows."""
+    if game != "tecogan":
+        return torch.ones(2, 3, 32, 32) * 0.9, torch.rand(2, 3, 32, 32) * 0.1, torch.rand(2, 3, 32, 32)
+    cond = (torch.rand(2, 5, 3, 16, 16), torch.zeros(2, 4, 2, 16, 16))
+    return torch.ones(10, 3, 32, 32) * 0.9, torch.rand(10, 3, 32, 32) * 0.1, cond
 
 
 @pytest.mark.parametrize("game", sorted(ADVERSARIES))
@@ -83,10 +119,10 @@ def test_each_adversarial_game_scores_real_below_fake_after_discriminator_steps(
     functions have the right sign for each game."""
     torch.manual_seed(0)
     cfg = {"galteri": dict(channels=4, layers=2, sub_patch=8), "supervegan": dict(channels=4),
-           "relativistic": dict(channels=4, layers=2)}[game]
+           "relativistic": dict(channels=4, layers=2), "tecogan": dict(channels=4, layer_weight=1.0)}[game]
     adv = ADVERSARIES[game](cfg, 32)
     opt = torch.optim.Adam(adv.disc.parameters(), lr=1e-2)
-    real, fake, cond = torch.ones(2, 3, 32, 32) * 0.9, torch.rand(2, 3, 32, 32) * 0.1, torch.rand(2, 3, 32, 32)
+    real, fake, cond = _game_inputs(game)
     first = adv.d_loss(adv.disc, real, fake, cond).item()
     for _ in range(20):
         loss = adv.d_loss(adv.disc, real, fake, cond)
@@ -108,6 +144,10 @@ def test_unknown_row_and_bad_overrides_name_the_key(smoke_manifest):
     data = compose("smoke", ROOT / "conf")
     data["baselines"]["rows"] = ["edvr", "ghost"]
     with pytest.raises(VQEError, match="baselines.rows"):
+        params_from_dict(data)
+    data = compose("smoke", ROOT / "conf")
+    data["baselines"]["systems"]["tecogan"]["train"]["frames"] = 1  # a sequence model on single frames
+    with pytest.raises(VQEError, match="tecogan.train.frames"):
         params_from_dict(data)
     data = compose("smoke", ROOT / "conf")
     data["baselines"]["systems"]["galteri"]["loss"]["adv_weight"] = 0.0

@@ -179,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     import logging
 
     from vqe.config import load_params
-    from vqe.train.loop import total_seconds
+    from vqe.report import total_seconds
     from vqe.train.nogan import train_nogan, train_nogan_fast
     from vqe.train.stage_a import train_stage_a
     from vqe.train.stage_b import train_stage_b

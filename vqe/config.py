@@ -472,23 +472,27 @@ PIXEL_LOSSES = ("l1", "mse")
 # the perceptual terms a baseline may use: none, or a network `vqe.losses.perceptual_loss` builds
 BASELINE_PERCEPTUAL = ("none", "vgg16_conv5_3", "vgg19_conv5_4", *PERCEPTUAL_NETS)
 # adversarial games, each with its paper's discriminator and loss (`vqe.train.baseline.ADVERSARIES`)
-ADVERSARIAL = ("none", "galteri", "supervegan", "relativistic")
+ADVERSARIAL = ("none", "galteri", "supervegan", "relativistic", "tecogan")
 
 
 @dataclass
 class BaselineLoss:
     """pixel_weight * pixel + perceptual_weight * perceptual + adv_weight * adversarial + aux_weight * the
-    model's own term (`aux_loss`: ESRGAN+DnCNN's denoiser, SUPERVEGAN's Stage A MSE). The row's first
-    `train.warmup` iterations are a pixel-loss pre-training: warmup_pixel_weight * pixel + the aux term only."""
+    model's own term (`aux_loss`: ESRGAN+DnCNN's denoiser, SUPERVEGAN's Stage A MSE, MFQE's motion
+    compensation) + the sequence models' temporal terms. The row's first `train.warmup` iterations are a
+    pixel-loss pre-training: warmup_pixel_weight * pixel + the aux (at warmup_aux_weight) and temporal terms."""
 
     pixel: str  # l1 | mse
     pixel_weight: float
     warmup_pixel_weight: float  # the pixel weight during the warm-up (a pixel-loss pre-training)
     perceptual: str  # none | vgg16_conv5_3 | vgg19_conv5_4 | vgg16 | vgg19 | lpips | lpips-vgg
     perceptual_weight: float
-    adversarial: str  # none | galteri | supervegan | relativistic
+    adversarial: str  # none | galteri | supervegan | relativistic | tecogan
     adv_weight: float
     aux_weight: float
+    warmup_aux_weight: Optional[float]  # the aux weight during the warm-up (None: aux_weight; MFQE's MC first)
+    pingpong_weight: float  # sequence models (TecoGAN): forward against backward outputs
+    warp_weight: float  # sequence models (TecoGAN): FNet's warping loss on the decoded frames
 
     def validate(self, key: str) -> None:
         _require(self.pixel in PIXEL_LOSSES, f"{key}.pixel", f"{self.pixel!r} is not one of {PIXEL_LOSSES}")
@@ -496,8 +500,11 @@ class BaselineLoss:
                  f"{self.perceptual!r} is not one of {BASELINE_PERCEPTUAL}")
         _require(self.adversarial in ADVERSARIAL, f"{key}.adversarial",
                  f"{self.adversarial!r} is not one of {ADVERSARIAL}")
-        for k in ("pixel_weight", "warmup_pixel_weight", "perceptual_weight", "adv_weight", "aux_weight"):
+        for k in ("pixel_weight", "warmup_pixel_weight", "perceptual_weight", "adv_weight", "aux_weight",
+                  "pingpong_weight", "warp_weight"):
             _require(getattr(self, k) >= 0, f"{key}.{k}", "must be >= 0")
+        _require(self.warmup_aux_weight is None or self.warmup_aux_weight >= 0, f"{key}.warmup_aux_weight",
+                 "must be >= 0 (or null)")
 
 
 @dataclass
@@ -508,12 +515,14 @@ class BaselineTrain(TrainParams):
     d_lr: float
     warmup: int
     ema: float  # EMA decay of the exported weights; 0 = off (the papers' baselines use none)
+    frames: int  # ground-truth frames per sample: sequence models (TecoGAN) train on >= 2
 
     def validate(self, key: str) -> None:
         super().validate(key)
         _validate_ema(self.ema, key)
         _require(self.d_lr > 0, f"{key}.d_lr", "must be > 0")
         _require(0 <= self.warmup <= self.iters, f"{key}.warmup", f"must be in [0, iters={self.iters}]")
+        _require(self.frames >= 1, f"{key}.frames", "must be >= 1")
 
 
 @dataclass
@@ -551,7 +560,7 @@ class BaselinesParams:
         return cfg
 
     def validate(self) -> None:
-        from vqe.models import BASELINE_ARCHS
+        from vqe.models import BASELINE_ARCHS, SEQUENCE_ARCHS
 
         self.train.validate("baselines.train")
         unknown = [r for r in self.rows if r not in self.systems]
@@ -564,7 +573,11 @@ class BaselinesParams:
             system.loss.validate(f"{key}.loss")
             _require((system.loss.adversarial == "none") == (system.loss.adv_weight == 0), f"{key}.loss",
                      "adv_weight must be > 0 exactly when adversarial is not none")
-            warmup = self.train_for(name).warmup
+            cfg = self.train_for(name)
+            _require((cfg.frames > 1) == (system.arch in SEQUENCE_ARCHS), f"{key}.train.frames",
+                     f"is {cfg.frames}; sequence models ({', '.join(sorted(SEQUENCE_ARCHS))}) train on >= 2 frames, "
+                     "the others on 1")
+            warmup = cfg.warmup
             _require(warmup == 0 or system.loss.warmup_pixel_weight > 0 or system.loss.aux_weight > 0,
                      f"{key}.train.warmup", f"is {warmup}, but the warm-up trains the pixel and aux terms alone and "
                      "both warmup_pixel_weight and aux_weight are 0")

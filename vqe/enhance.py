@@ -40,6 +40,12 @@ def model_geometry(model: torch.nn.Module) -> tuple[int, int]:
     return values[0], values[1]
 
 
+def frame_side(model: torch.nn.Module, stream: str | Path) -> Optional[np.ndarray]:
+    """The per-frame side information `model` reads from the bitstream `stream` (None for the models that read
+    only pixels: every model but MFQE 2.0, see `vqe.models`)."""
+    return model.frame_side(Path(stream)) if getattr(model, "needs_side", False) else None
+
+
 def default_batch(device: str | torch.device) -> int:
     """Windows per forward pass when the user gives none: 1 on the CPU (the fastest per frame there), else 4."""
     return 1 if torch.device(device).type == "cpu" else 4
@@ -47,8 +53,12 @@ def default_batch(device: str | torch.device) -> int:
 
 def enhance_frames(model: torch.nn.Module, frames: Iterable[np.ndarray], *, batch: int = 4,
                    device: str | torch.device = "cpu", tile: Optional[int] = None, tile_overlap: int = 16,
-                   amp: bool = False, start: int = 0, stop: Optional[int] = None) -> Iterator[np.ndarray]:
+                   amp: bool = False, start: int = 0, stop: Optional[int] = None,
+                   side: Optional[np.ndarray] = None) -> Iterator[np.ndarray]:
     """Enhance a stream of frames; yields one uint8 (H*scale, W*scale, 3) frame per input frame, in order.
+
+    `side` is the per-frame side information of a model that reads it (`frame_side`), one value per input
+    frame; its windows are built like the frames'.
 
     With `start`/`stop`, only frames start..stop-1 are enhanced and yielded; the others are read as
     window context only, so a span costs exactly its own windows.
@@ -74,9 +84,13 @@ def enhance_frames(model: torch.nn.Module, frames: Iterable[np.ndarray], *, batc
         raise VQEError(f"tile_overlap must be a non-negative integer, got {tile_overlap!r}")
     if not _is_int(start) or start < 0 or (stop is not None and (not _is_int(stop) or stop < start)):
         raise VQEError(f"start/stop must be integers with 0 <= start <= stop, got {start!r}/{stop!r}")
+    if getattr(model, "needs_side", False) and side is None:
+        raise VQEError(f"model {getattr(model, 'arch', type(model).__name__)} reads side information from the "
+                       "bitstream: pass side=vqe.enhance.frame_side(model, stream)")
+    side_t = None if side is None else torch.as_tensor(np.asarray(side, np.float32), device=torch.device(device))
     return _enhance(model, iter(frames), n, scale, int(batch), torch.device(device),
                     None if tile is None else int(tile), int(tile_overlap), amp, int(start),
-                    None if stop is None else int(stop))
+                    None if stop is None else int(stop), side_t)
 
 
 def restore_span(model: torch.nn.Module, frames: np.ndarray, start: int, count: int, **kwargs: Any) -> np.ndarray:
@@ -86,8 +100,13 @@ def restore_span(model: torch.nn.Module, frames: np.ndarray, start: int, count: 
     if not 0 <= start < start + count <= len(frames):
         raise VQEError(f"frames {start}..{start + count - 1} are outside a clip of {len(frames)} frames")
     first, last = max(0, start - n), min(len(frames), start + count + n)
+    side = kwargs.pop("side", None)
+    if side is not None:
+        if len(side) != len(frames):
+            raise VQEError(f"side information for {len(side)} frames, but the clip has {len(frames)}")
+        side = side[first:last]
     return np.stack(list(enhance_frames(model, frames[first:last], start=start - first,
-                                        stop=start - first + count, **kwargs)))
+                                        stop=start - first + count, side=side, **kwargs)))
 
 
 def _is_int(value: Any) -> bool:
@@ -96,7 +115,7 @@ def _is_int(value: Any) -> bool:
 
 def _enhance(model: torch.nn.Module, source: Iterator[np.ndarray], n: int, scale: int, batch: int,
              device: torch.device, tile: Optional[int], tile_overlap: int, amp: bool, t: int,
-             end: Optional[int]) -> Iterator[np.ndarray]:
+             end: Optional[int], side: Optional[torch.Tensor] = None) -> Iterator[np.ndarray]:
     use_amp = amp and device.type == "cuda"
     # frame index -> (3, H, W) uint8 on device; a copy, since a source may reuse its arrays
     buffer: dict[int, torch.Tensor] = {}
@@ -118,11 +137,15 @@ def _enhance(model: torch.nn.Module, source: Iterator[np.ndarray], n: int, scale
         stop = min(limit, count) if exhausted else limit
         if stop <= t:
             return
-        windows = [[buffer[min(max(u + k, 0), count - 1)] for k in range(-n, n + 1)] for u in range(t, stop)]
+        index = [[min(max(u + k, 0), count - 1) for k in range(-n, n + 1)] for u in range(t, stop)]
+        windows = [[buffer[i] for i in w] for w in index]
+        if side is not None and count > len(side):
+            raise VQEError(f"side information for {len(side)} frames, but the clip has more")
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
             x = torch.stack([torch.stack(w) for w in windows]).float().div_(255)
-            out = _forward(model, x, n, scale, tile, tile_overlap)
+            s = None if side is None else side[torch.tensor(index, device=side.device)]
+            out = _forward(model, x, n, scale, tile, tile_overlap, s)
             out = out.permute(0, 2, 3, 1).contiguous().cpu().numpy()
         del windows, x
         t = stop
@@ -149,11 +172,12 @@ def _tile_starts(size: int, tile: int) -> list[int]:
 
 
 def _forward(model: torch.nn.Module, x: torch.Tensor, n: int, scale: int, tile: Optional[int],
-             overlap: int) -> torch.Tensor:
-    """(B, 2n+1, 3, h, w) float in [0, 1] -> (B, 3, h*scale, w*scale) uint8, tiled or not."""
+             overlap: int, side: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(B, 2n+1, 3, h, w) float in [0, 1] (and the windows' side information) -> (B, 3, h*scale, w*scale)
+    uint8, tiled or not."""
     b, _, _, h, w = x.shape
     if tile is None or (h <= tile and w <= tile):
-        return to_uint8(_run(model, x, n, scale))
+        return to_uint8(_run(model, x, n, scale, side))
     out = torch.empty((b, 3, h * scale, w * scale), dtype=torch.uint8, device=x.device)
     for y0 in _tile_starts(h, tile):
         y1 = min(y0 + tile, h)
@@ -161,14 +185,15 @@ def _forward(model: torch.nn.Module, x: torch.Tensor, n: int, scale: int, tile: 
         for x0 in _tile_starts(w, tile):
             x1 = min(x0 + tile, w)
             cx0, cx1 = max(0, x0 - overlap), min(w, x1 + overlap)
-            y = _run(model, x[..., cy0:cy1, cx0:cx1], n, scale)
+            y = _run(model, x[..., cy0:cy1, cx0:cx1], n, scale, side)
             inner = y[..., (y0 - cy0) * scale:(y1 - cy0) * scale, (x0 - cx0) * scale:(x1 - cx0) * scale]
             out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] = to_uint8(inner)
     return out
 
 
-def _run(model: torch.nn.Module, x: torch.Tensor, n: int, scale: int) -> torch.Tensor:
-    y = model(x)
+def _run(model: torch.nn.Module, x: torch.Tensor, n: int, scale: int, side: Optional[torch.Tensor] = None
+         ) -> torch.Tensor:
+    y = model(x) if side is None else model(x, side)
     b, _, _, h, w = x.shape
     expected = (b, 3, h * scale, w * scale)
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
@@ -216,6 +241,7 @@ def enhance_video(input_path: str | Path, output_path: str | Path, model: torch.
     options = encoder_options(codec, crf, preset)
     n, scale = model_geometry(model)
     started = time.perf_counter()
+    side = frame_side(model, src)  # a first pass over the bitstream, for the models that read it
     with open_video(src) as inp:
         vs = inp.streams.video[0]
         vs.thread_type = "AUTO"
@@ -236,7 +262,7 @@ def enhance_video(input_path: str | Path, output_path: str | Path, model: torch.
                 last_pts: Optional[int] = None
                 try:
                     for frame in enhance_frames(model, decoded, batch=batch, device=device, tile=tile,
-                                                tile_overlap=tile_overlap, amp=amp):
+                                                tile_overlap=tile_overlap, amp=amp, side=side):
                         pts = pts_queue.popleft()
                         if pts is None or (last_pts is not None and pts <= last_pts):
                             pts = 0 if last_pts is None else last_pts + ticks_per_frame

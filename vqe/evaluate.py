@@ -133,11 +133,12 @@ def model_method(model: "torch.nn.Module", manifest: Manifest, *, batch: int = 4
     exactly as the whole clip would be (its windows see the real neighbouring frames), at the cost of
     its own windows only.
     """
-    from vqe.enhance import restore_span
+    from vqe.enhance import frame_side, restore_span
 
     def run(entry: EncodeEntry, span: Runs) -> list[np.ndarray]:
         frames = manifest.lq(entry, low_res=model.scale > 1)
-        return [restore_span(model, frames, r[0], len(r), batch=batch, device=device) for r in span]
+        side = frame_side(model, manifest.root / entry.stream)  # MFQE 2.0's PQF labels from the bitstream
+        return [restore_span(model, frames, r[0], len(r), batch=batch, device=device, side=side) for r in span]
 
     return run
 

@@ -40,10 +40,12 @@ METHOD_NAMES = {
     "galteri_fast": ("Galteri et al., fast (retrained)", None),
     "galteri_veryfast": ("Galteri et al., very fast (retrained)", None),
     "edvr": ("EDVR (retrained, x2 + denoising)", "EDVR (retrained)"),
+    "mfqe2": ("MFQE 2.0 (retrained, + bicubic x2)", "MFQE 2.0"),
+    "tecogan": ("TecoGAN x2 + ping-pong (retrained)", "TecoGAN"),
     "esrgan_dncnn": ("DnCNN + ESRGAN x2 (retrained)", "ESRGAN+Denoise"),
 }
 LEARNED = ("stage_a", "gan_evh", "nogan", "nogan_fast", "supervegan2", "supervegan4", "galteri", "galteri_fast",
-           "galteri_veryfast", "edvr", "esrgan_dncnn")  # rows trained by `dvc repro` (results/train/<id>.json)
+           "galteri_veryfast", "edvr", "mfqe2", "tecogan", "esrgan_dncnn")  # rows trained by `dvc repro` (results/train/<id>.json)
 
 
 def display_name(method: str) -> str:
@@ -90,6 +92,12 @@ def _fmt(value: float, digits: int) -> str:
     return "inf" if math.isinf(value) else f"{value:.{digits}f}"
 
 
+def total_seconds(summary: dict[str, Any]) -> float:
+    """A training summary's wall time: one phase's `seconds`, or the sum over a schedule's sub-phases."""
+    seconds = summary["seconds"]
+    return float(sum(seconds.values())) if isinstance(seconds, dict) else float(seconds)
+
+
 def training_seconds(results_dir: str | Path, methods: Sequence[str]) -> dict[str, float]:
     """{row: training wall time in s} of the learned rows of `methods` that `dvc repro` trained (their
     results/train/<id>.json; a schedule's phases summed)."""
@@ -97,8 +105,7 @@ def training_seconds(results_dir: str | Path, methods: Sequence[str]) -> dict[st
     for m in methods:
         path = Path(results_dir) / "train" / f"{m}.json"
         if m in LEARNED and path.is_file():
-            seconds = json.loads(path.read_text())["seconds"]
-            out[m] = float(sum(seconds.values())) if isinstance(seconds, dict) else float(seconds)
+            out[m] = total_seconds(json.loads(path.read_text()))
     return out
 
 

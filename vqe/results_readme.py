@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from vqe.atomic import write_text
 from vqe.report import display_name
-from vqe.train.loop import total_seconds
+from vqe.report import total_seconds
 
 FIGURES = (  # file in results/figures, caption
     ("rd_curves.png", "Rate-distortion curves (PSNR, SSIM, LPIPS, VMAF against the actual bitrate) of every method."),

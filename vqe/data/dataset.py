@@ -7,13 +7,14 @@ the edge frame (`window_indices`, also what validation uses).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Optional
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vqe.data.manifest import Manifest
+from vqe.data.manifest import EncodeEntry, Manifest
 from vqe.errors import VQEError
 
 
@@ -47,11 +48,15 @@ class TrainPatches(Dataset):
 
     `frames_out=k > 1` gives short sequences for the temporal losses of phase 2: k consecutive GT
     frames (k, 3, H, W) and the 2n+k LQ frames their windows need (window j is lq[j:j+2n+1]).
+
+    `side(entry)` -> one value per frame of the encode (MFQE 2.0's PQF labels) adds a third item, those
+    values at the LQ frames (2n+k,), float32.
     """
 
     def __init__(self, manifest: Manifest, split: str, n: int, patch: int, *, low_res: bool = False,
                  augment: bool = True, seed: int = 0, length: Optional[int] = None,
-                 rate_ids: Optional[list[str]] = None, frames_out: int = 1) -> None:
+                 rate_ids: Optional[list[str]] = None, frames_out: int = 1,
+                 side: Optional[Callable[[EncodeEntry], np.ndarray]] = None) -> None:
         if frames_out < 1:
             raise VQEError(f"frames_out={frames_out} must be >= 1")
         self.entries = [e for e in manifest.select(split) if rate_ids is None or e.rate_id in rate_ids]
@@ -68,12 +73,16 @@ class TrainPatches(Dataset):
             if patch > min(e.height, e.width):
                 raise VQEError(f"patch {patch} is larger than clip {e.clip!r} ({e.width}x{e.height})")
         self.index = [(i, t) for i, e in enumerate(self.entries) for t in range(e.frames)]
+        self.side = None if side is None else [np.asarray(side(e), np.float32) for e in self.entries]
+        for e, values in zip(self.entries, self.side or []):
+            if len(values) != e.frames:
+                raise VQEError(f"{e.clip}/{e.rate_id}: side information for {len(values)} of {e.frames} frames")
         self.length = length or len(self.index)
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng([self.seed, i])
         e_idx, t = self.index[i % len(self.index)]
         entry = self.entries[e_idx]
@@ -93,4 +102,6 @@ class TrainPatches(Dataset):
             gt = gt[0]
         if self.do_augment:
             lq, gt = augment(lq, gt, rng)
+        if self.side is not None:
+            return to_tensor(lq), to_tensor(gt), torch.from_numpy(self.side[e_idx][lq_idx])
         return to_tensor(lq), to_tensor(gt)

@@ -3,6 +3,10 @@
 The Table 1 baselines (`BASELINE_ARCHS`) are built as `cls(scale=scale, **config)`: each class takes its
 sizes as keyword arguments (defaults: its paper's configuration) and keeps them in `self.config`.
 
+A model whose attribute `needs_side` is true also reads side information from the bitstream: its
+`frame_side(stream path)` gives one value per frame (MFQE 2.0: peak-quality-frame labels), and it is called
+as `model(x, side)` with those values at the window's frames, (B, 2n+1) (`vqe.enhance.frame_side`).
+
 A saved model is a plain dict {arch, config, scale, state_dict, meta} written atomically, so a
 checkpoint can be rebuilt without the params file that trained it.
 """
@@ -25,7 +29,9 @@ BASELINE_ARCHS = {
     "esrgan_dncnn": "vqe.models.esrgan_dncnn:ESRGANDnCNN",
     "supervegan": "vqe.models.supervegan:SuperVEGAN",
     "tecogan": "vqe.models.tecogan:TecoGAN",
+    "mfqe": "vqe.models.mfqe:MFQE",
 }
+SEQUENCE_ARCHS = {"tecogan"}  # trained on sequences of frames (`baselines.systems.<row>.train.frames` >= 2)
 
 
 def baseline_class(arch: str) -> type[nn.Module]:

@@ -63,6 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vqe.models.flow import upscale_flow, warp
 from vqe.upscale import bicubic_up
 
 MAX_FLOW = 24.0  # FNet's tanh bound in LR pixels (TecoGAN's "max velocity")
@@ -82,25 +83,6 @@ def xavier_(module: nn.Module) -> None:
 
 
 # --- flow -----------------------------------------------------------------------------------------------------
-
-
-def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """image (N, C, H, W), flow (N, 2, H, W) (x, y in pixels) -> out[y, x] = image[y + f_y, x + f_x], bilinear,
-    the border replicated outside the image."""
-    _, _, h, w = image.shape
-    ys = torch.arange(h, dtype=image.dtype, device=image.device).view(h, 1)
-    xs = torch.arange(w, dtype=image.dtype, device=image.device).view(1, w)
-    gx = (xs + flow[:, 0]) * (2 / max(w - 1, 1)) - 1  # align_corners=True: -1 and 1 are the corner pixels' centres
-    gy = (ys + flow[:, 1]) * (2 / max(h - 1, 1)) - 1
-    grid = torch.stack((gx, gy), -1)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
-
-
-def upscale_flow(flow: torch.Tensor, scale: int) -> torch.Tensor:
-    """LR flow (N, 2, h, w) -> HR flow (N, 2, h*scale, w*scale): bilinear, displacements times `scale`."""
-    if scale == 1:
-        return flow
-    return F.interpolate(flow, scale_factor=scale, mode="bilinear", align_corners=False) * scale
 
 
 def conv_pair(c_in: int, c_out: int) -> list[nn.Module]:

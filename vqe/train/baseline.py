@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -31,7 +32,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vqe.config import BaselineSystem, BaselineTrain, Params
 from vqe.data.dataset import TrainPatches
-from vqe.data.manifest import Manifest
+from vqe.data.manifest import EncodeEntry, Manifest
 from vqe.errors import VQEError
 from vqe.fetch import sha256sum
 from vqe.losses import perceptual_loss, relativistic_loss
@@ -49,12 +50,18 @@ log = logging.getLogger(__name__)
 
 class View(NamedTuple):
     """What one training forward pass gives the objective: the output scored against the ground truth,
-    the model's own term (or None), whether the main terms apply yet, and values to log."""
+    the model's own term (or None), whether the main terms apply yet, and values to log. A sequence model
+    also gives its `target` (the batch's ground truth rearranged like `out`), its discriminator's `cond`
+    (default: the bicubic up-sampled centre frame) and its `temporal` terms (unweighted, by name:
+    "pingpong", "warp"; weighted by `loss.<name>_weight`)."""
 
     out: Tensor
     aux: Optional[Tensor]
     main: bool
     logs: dict[str, float]
+    target: Optional[Tensor] = None
+    cond: Any = None
+    temporal: Optional[dict[str, Tensor]] = None
 
 
 def down_to(gt: Tensor, size: torch.Size) -> Tensor:
@@ -62,14 +69,15 @@ def down_to(gt: Tensor, size: torch.Size) -> Tensor:
     return gt if gt.shape[-2:] == size[-2:] else F.interpolate(gt, size=size[-2:], mode="area")
 
 
-def plain_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int) -> View:
-    """Most baselines: the output, plus `model.aux_loss(gt at the decoded size)` when the model has one."""
-    out = model(lq)
+def plain_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int, side: Optional[Tensor]) -> View:
+    """Most baselines: the output, plus `model.aux_loss(gt at the decoded size)` when the model has one
+    (`side`: the windows' side information, for the models that read it)."""
+    out = model(lq) if side is None else model(lq, side)
     aux = model.aux_loss(down_to(gt, lq.shape)) if hasattr(model, "aux_loss") else None
     return View(out, aux, True, {})
 
 
-def supervegan_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int) -> View:
+def supervegan_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int, side: Optional[Tensor]) -> View:
     """Seed 001 §III-B: phase 1 trains Stage A alone (MSE on Y^A, the ground truth at its resolution);
     phases 2-3 score the blend Y^AB = (1 - alpha) up_NN(Y^A) + alpha Y^B, alpha 0 -> 1 over phase 2 (eq. 5),
     and keep Y^A's MSE (eq. 6)."""
@@ -84,7 +92,23 @@ def supervegan_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: in
     return View(model.blend(y_a, y_b, alpha), F.mse_loss(y_a, down_to(gt, y_a.shape)), True, logs)
 
 
-VIEWS: dict[str, Callable[[nn.Module, Tensor, Tensor, int, int], View]] = {"supervegan": supervegan_view}
+def tecogan_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int, side: Optional[Tensor]) -> View:
+    """TecoGAN (Chu et al. 2020): the recurrence over the ping-pong sequence x_1..x_T..x_1 of the batch's
+    T aligned frames (`train.frames`), every output scored against its frame's ground truth; its own terms
+    are the ping-pong loss (forward against backward outputs) and FNet's warping loss on the LR frames."""
+    from vqe.models import tecogan
+
+    T = gt.shape[1]
+    lr_pp = tecogan.ping_pong_sequence(lq[:, model.n:model.n + T])  # frame j's own decode is lq[:, n + j]
+    outs, flows = model.forward_sequence(lr_pp)
+    temporal = {"pingpong": tecogan.ping_pong_loss(outs, T),
+                "warp": tecogan.warping_loss(lr_pp[:, 1:], lr_pp[:, :-1], flows)}
+    return View(outs.flatten(0, 1), None, True, {}, target=tecogan.ping_pong_sequence(gt).flatten(0, 1),
+                cond=(lr_pp, flows), temporal=temporal)
+
+
+VIEWS: dict[str, Callable[[nn.Module, Tensor, Tensor, int, int, Optional[Tensor]], View]] = {
+    "supervegan": supervegan_view, "tecogan": tecogan_view}
 
 
 # --- adversarial games --------------------------------------------------------------------------
@@ -126,8 +150,38 @@ def relativistic_adversary(cfg: dict[str, Any], patch: int) -> Adversary:
                      lambda d, real, fake, c: relativistic_loss(d(fake), d(real)))
 
 
+def tecogan_adversary(cfg: dict[str, Any], patch: int) -> Adversary:
+    """TecoGAN's spatio-temporal D_s,t on warped triplets of the ping-pong sequence (`tecogan_view`'s cond:
+    the LR sequence and FNet's flows, shared by real and fake). G's term is its -log D(fake) plus D's
+    feature-layer loss at `layer_weight` (relative to `adv_weight`: 100 x 0.01 = TecoGAN's layer loss at 1)."""
+    from vqe.models import tecogan
+
+    cfg = dict(cfg)
+    layer_weight = float(cfg.pop("layer_weight", 0.0))
+    disc = tecogan.SpatioTemporalDiscriminator(**cfg)
+
+    def d_inputs(hr: Tensor, cond: tuple[Tensor, Tensor]) -> Tensor:
+        lr_pp, flows = cond
+        return tecogan.ping_pong_d_inputs(hr.unflatten(0, lr_pp.shape[:2]), lr_pp, flows)
+
+    def d_loss(d: nn.Module, real: Tensor, fake: Tensor, cond: tuple[Tensor, Tensor]) -> Tensor:
+        return tecogan.discriminator_loss(d(d_inputs(real, cond))[0], d(d_inputs(fake, cond))[0])
+
+    def g_loss(d: nn.Module, real: Tensor, fake: Tensor, cond: tuple[Tensor, Tensor]) -> Tensor:
+        fake_logits, fake_feats = d(d_inputs(fake, cond))
+        loss = tecogan.generator_adv_loss(fake_logits)
+        if layer_weight > 0:
+            with torch.no_grad():
+                real_feats = d(d_inputs(real, cond))[1]
+            loss = loss + layer_weight * tecogan.feature_loss(real_feats, fake_feats)
+        return loss
+
+    return Adversary(disc, d_loss, g_loss)
+
+
 ADVERSARIES: dict[str, Callable[[dict[str, Any], int], Adversary]] = {
-    "galteri": galteri_adversary, "supervegan": supervegan_adversary, "relativistic": relativistic_adversary}
+    "galteri": galteri_adversary, "supervegan": supervegan_adversary, "relativistic": relativistic_adversary,
+    "tecogan": tecogan_adversary}
 
 
 PIXEL = {"l1": F.l1_loss, "mse": F.mse_loss}
@@ -160,22 +214,26 @@ def baseline_phase(name: str, system: BaselineSystem, model: nn.Module, cfg: Bas
     autocast, scalers = autocaster(device, dtype), {k: grad_scaler(dtype) for k in optimizers}
 
     def step(batch: tuple[Tensor, Tensor], it: int) -> dict[str, float]:
-        lq, gt = (t.to(device, non_blocking=True) for t in batch)
+        lq, gt, *side = (t.to(device, non_blocking=True) for t in batch)
         with autocast():
-            view = view_of(model, lq, gt, it, cfg.iters)
-        view = view._replace(out=view.out.float(), aux=None if view.aux is None else view.aux.float())
+            view = view_of(model, lq, gt, it, cfg.iters, side[0] if side else None)
+        view = view._replace(out=view.out.float(), aux=None if view.aux is None else view.aux.float(),
+                             target=gt if view.target is None else view.target)
         late = view.main and it > cfg.warmup  # the perceptual and adversarial terms apply
         adversarial = adv is not None and late
         logs = dict(view.logs)
+        cond = None
         if adversarial:  # the discriminator first, on a detached output
-            cond = bicubic_up(lq[:, model.n], model.scale)
+            cond = view.cond if view.cond is not None else bicubic_up(lq[:, model.n], model.scale)
             with autocast():
-                d_loss = adv.d_loss(adv.disc, gt, view.out.detach(), cond).float()
+                d_loss = adv.d_loss(adv.disc, view.target, view.out.detach(), cond).float()
             optimise(d_loss, optimizers["d_adam"], list(adv.disc.parameters()), cfg.grad_clip, scalers["d_adam"])
             logs["loss_d"] = d_loss.item()
         with autocast():  # the perceptual networks run float32 inside
-            terms = objective_terms(view, gt, loss, perc if late else None, adv if adversarial else None, lq, model,
-                                    pixel_weight=loss.pixel_weight if late else loss.warmup_pixel_weight)
+            terms = objective_terms(view, view.target, loss, perc if late else None, adv if adversarial else None, cond,
+                                    pixel_weight=loss.pixel_weight if late else loss.warmup_pixel_weight,
+                                    aux_weight=loss.aux_weight if late or loss.warmup_aux_weight is None
+                                    else loss.warmup_aux_weight)
         total = sum((t.float() for t in terms.values()), torch.zeros((), device=device))
         optimise(total, opt, params, cfg.grad_clip, scalers["adam"])
         if adv is not None:
@@ -190,12 +248,14 @@ def baseline_phase(name: str, system: BaselineSystem, model: nn.Module, cfg: Bas
     return phase, (ema.module if ema is not None else model), dtype
 
 
-def objective_terms(view: View, gt: Tensor, loss, perc: Optional[nn.Module], adv: Optional[Adversary],
-                    lq: Tensor, model: nn.Module, pixel_weight: Optional[float] = None) -> dict[str, Tensor]:
-    """The weighted terms of the row's loss for one batch (those that apply at this iteration);
-    `pixel_weight` overrides `loss.pixel_weight` (the warm-up's)."""
+def objective_terms(view: View, gt: Tensor, loss: BaselineLoss, perc: Optional[nn.Module], adv: Optional[Adversary],
+                    cond: Any, pixel_weight: Optional[float] = None, aux_weight: Optional[float] = None
+                    ) -> dict[str, Tensor]:
+    """The weighted terms of the row's loss for one batch (those that apply at this iteration); `cond` is
+    the adversary's condition; `pixel_weight` and `aux_weight` override the loss's (the warm-up's)."""
     terms: dict[str, Tensor] = {}
     pixel_weight = loss.pixel_weight if pixel_weight is None else pixel_weight
+    aux_weight = loss.aux_weight if aux_weight is None else aux_weight
     if view.main:
         if pixel_weight > 0:
             terms["pixel"] = pixel_weight * PIXEL[loss.pixel](view.out, gt)
@@ -203,10 +263,13 @@ def objective_terms(view: View, gt: Tensor, loss, perc: Optional[nn.Module], adv
             terms["perceptual"] = loss.perceptual_weight * perc(view.out, gt)
         if adv is not None:
             adv.disc.requires_grad_(False)  # G's update must not accumulate gradients in D
-            cond = bicubic_up(lq[:, model.n], model.scale)
             terms["adv"] = loss.adv_weight * adv.g_loss(adv.disc, gt, view.out, cond)
-    if view.aux is not None and loss.aux_weight > 0:
-        terms["aux"] = loss.aux_weight * view.aux
+    if view.aux is not None and aux_weight > 0:
+        terms["aux"] = aux_weight * view.aux
+    temporal = view.temporal or {}
+    for key, weight in (("pingpong", loss.pingpong_weight), ("warp", loss.warp_weight)):
+        if key in temporal and weight > 0:
+            terms[key] = weight * temporal[key]
     if not terms:
         raise VQEError("baseline objective: no term applies (every weight is 0)")
     return terms
@@ -253,8 +316,10 @@ def _train_row(params: Params, name: str, cfg: BaselineTrain, model_path: Path, 
         validator = Validator(manifest, model.n, low_res=True, kbps=validation_kbps(params), frames=cfg.val_frames,
                               device=dist.device)
         phase.validate = lambda: validator(final)
+        side, side_record = (pqf_training(model, manifest, params.seed) if getattr(model, "needs_side", False)
+                             else (None, {}))
         dataset = TrainPatches(manifest, "train", model.n, cfg.patch, low_res=True, seed=params.seed,
-                               rate_ids=cfg.rate_ids)
+                               rate_ids=cfg.rate_ids, frames_out=cfg.frames, side=side)
         fp = checkpoint.fingerprint("baseline", name, asdict(system), asdict(cfg), params.seed, params.synth.scale,
                                     sha256sum(manifest.root / "manifest.json"), checkpoint.code_digest())
         summary = fit(phase, dataset, cfg, run_dir=run_dir, seed=params.seed, fp=fp, dist=dist, live_dir=live_dir,
@@ -262,11 +327,37 @@ def _train_row(params: Params, name: str, cfg: BaselineTrain, model_path: Path, 
         summary.update(row=name, arch=system.arch, device=str(dist.device), threads=torch.get_num_threads(),
                        parameters=sum(p.numel() for p in model.parameters()), loss=asdict(system.loss),
                        perceptual_net=_perceptual_record(system.loss.perceptual), ema=bool(cfg.ema),
-                       amp=amp_name(dtype), val_input=validator.input_scores)
+                       amp=amp_name(dtype), val_input=validator.input_scores, **side_record)
         export(model_path, final, summary, summary_path, profile=params.profile_name)
         return summary
     finally:
         distributed.teardown()
+
+
+def frame_psnr(manifest: Manifest, entry: EncodeEntry) -> np.ndarray:
+    """(T,) RGB PSNR of each bicubic up-scaled decoded frame against its ground truth (MFQE's quality curve)."""
+    gt, lq = manifest.gt(entry.clip), manifest.lq(entry)
+    mse = np.array([np.mean((gt[t].astype(np.float32) - lq[t].astype(np.float32)) ** 2) for t in range(entry.frames)])
+    return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
+
+
+def pqf_training(model: nn.Module, manifest: Manifest, seed: int
+                 ) -> tuple[Callable[[EncodeEntry], np.ndarray], dict[str, Any]]:
+    """MFQE 2.0's training data: the PSNR labels of every training encode, which its QE-subnet trains on (as
+    MFQE), and its detector fitted to them from the bitstream's coding features; returns (entry -> labels,
+    what to record: the detector's accuracy on those encodes)."""
+    from vqe.data.bitstream import frame_stats
+    from vqe.models.mfqe import detector_features, fit_detector, pqf_labels
+
+    entries = manifest.select("train")
+    labels = {(e.clip, e.rate_id): pqf_labels(frame_psnr(manifest, e)) for e in entries}
+    clips = []
+    for e in entries:
+        s = frame_stats(manifest.root / e.stream)
+        clips.append((detector_features(s.qp, s.bits, s.types), labels[e.clip, e.rate_id]))
+    record = fit_detector(model.detector, clips, seed=seed)
+    log.info("PQF detector: accuracy %.3f on %d training encodes", record["accuracy"], len(clips))
+    return (lambda e: labels[e.clip, e.rate_id].astype(np.float32)), {"pqf_detector": record}
 
 
 def _perceptual_record(net: str) -> str:

@@ -182,12 +182,6 @@ def export(model_path: str | Path, model: nn.Module, summary: dict[str, Any], su
         write_json(Path(summary_path), summary)
 
 
-def total_seconds(summary: dict[str, Any]) -> float:
-    """A training summary's wall time: one phase's `seconds`, or the sum over a schedule's sub-phases."""
-    seconds = summary["seconds"]
-    return float(sum(seconds.values())) if isinstance(seconds, dict) else float(seconds)
-
-
 def validation_kbps(params: Params) -> Optional[float]:
     """The bitrate every phase validates at: the main test bitrate, unless training data is encoded at a
     CRF (then every rate)."""

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from vqe.data.manifest import Manifest
-from vqe.enhance import default_batch, restore_span
+from vqe.enhance import default_batch, frame_side, restore_span
 from vqe.errors import VQEError
 from vqe.metrics import Reference, measure_runs
 
@@ -40,6 +40,7 @@ class Validator:
         self.keys = ("psnr", "lpips", "tlp") if consecutive and runs is None else ("psnr", "lpips")
         # (decoded frames the model reads, scored runs, their references), per validation encode
         self.items: list[tuple[np.ndarray, list[list[int]], list[Reference]]] = []
+        self.streams = [manifest.root / e.stream for e in entries]  # for the models that read the bitstream
         inputs = []  # the bicubic up-scaled decode: the input row, scored by the same code
         for e in entries:
             gt, up = manifest.gt(e.clip), manifest.lq(e)
@@ -60,8 +61,9 @@ class Validator:
         was_training = model.training
         model.eval()
         batch = default_batch(self.device)
-        outputs = [restore_span(model, lq, r[0], len(r), batch=batch, device=self.device)
-                   for lq, runs, _ in self.items for r in runs]
+        sides = [frame_side(model, stream) for stream in self.streams]
+        outputs = [restore_span(model, lq, r[0], len(r), batch=batch, device=self.device, side=side)
+                   for (lq, runs, _), side in zip(self.items, sides) for r in runs]
         model.train(was_training)
         scores = measure_runs(outputs, self.refs, vmaf=False, keys=self.keys)
         scores["psnr_gain"] = scores["psnr"] - self.input_scores["psnr"]
