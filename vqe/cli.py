@@ -273,8 +273,11 @@ def cmd_enhance(args: argparse.Namespace) -> None:
 
     _format(Path(args.output))  # an unsupported suffix fails now, not after the model ran
     device = args.device
+    onnx = Path(args.model).suffix == ".onnx"
+    if onnx and args.adapt:
+        raise VQEError(f"{args.model}: --adapt fine-tunes PyTorch weights; an ONNX export cannot be adapted")
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() and not onnx else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
         raise VQEError("--device cuda: CUDA is not available on this machine; use --device cpu")
     probe(args.input)  # fail on a bad input before loading the model
@@ -299,6 +302,57 @@ def cmd_enhance(args: argparse.Namespace) -> None:
              f"{s['audio_codec']} audio not copied (the container does not take it)")
     print(f"{args.output}: {s['frames']} frames {iw}x{ih} -> {ow}x{oh} at {s['frame_rate']:g} fps, "
           f"{s['seconds']:.1f} s ({s['fps']:.2f} frames/s on {device}), {audio}; model {args.model}")
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """An argparse `type=`: WIDTHxHEIGHT, both 16..65536."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 320x180") from None
+    if not (16 <= w <= 65536 and 16 <= h <= 65536):
+        raise argparse.ArgumentTypeError(f"{text}: width and height must be 16..65536")
+    return w, h
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Export a trained model to ONNX for one input frame size (any batch), checked against PyTorch with
+    onnxruntime on real frames; `vqe enhance --model file.onnx` and `vqe bench` run it."""
+    if not Path(args.model).is_file():
+        raise VQEError(f"{args.model}: model file not found")
+    if Path(args.output).suffix != ".onnx":
+        raise VQEError(f"{args.output}: the output must end in .onnx (-o)")
+    check_output(args.output, [args.model], args.overwrite)
+    from vqe.export import export_onnx
+
+    r = export_onnx(args.model, args.output, *args.size)
+    print(f"{r['onnx']}: {r['arch']} (window {2 * r['n'] + 1}, scale {r['scale']}) for {args.size[0]}x{args.size[1]} "
+          f"input frames, {r['bytes'] / 2 ** 20:.1f} MB; onnxruntime matches PyTorch to {r['max_abs_diff']:.1e} "
+          f"on real frames")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Time models at 360p and 720p: the model alone, the whole `vqe enhance` and a bare decode -> encode, with
+    FLOPs, the fraction of a matrix product's FLOP/s they reach, and peak memory (JSON, Markdown and a figure)."""
+    import torch
+
+    from vqe.atomic import write_json, write_text
+    from vqe.bench import BenchConfig, bench, figure, markdown, resolve
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve(args.device)
+    cfg = BenchConfig(sizes=args.sizes, device=str(device), dtypes=args.dtypes, batches=args.batches,
+                      frames=args.frames, repeats=args.repeats, profile=not args.no_profile,
+                      enhance=not args.no_enhance)
+    out = Path(args.out or f"results/benchmarks/bench_{device.type}.json")
+    fig = Path(args.figure or f"results/figures/bench_{device.type}.png")
+    result = bench(args.models, cfg, progress=lambda text: print(f"bench: {text}", file=sys.stderr, flush=True))
+    write_json(out, result)
+    table = markdown(result)
+    write_text(out.with_suffix(".md"), table)
+    figure(result, fig)
+    print(table + f"\nwritten: {out}, {out.with_suffix('.md')}, {fig}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True,
                    help="the restored video (.mp4, .mkv, .webm or .mov; container from the suffix)")
     p.add_argument("--model", default=None,
-                   help=f"trained model (default: the first of {', '.join(DEFAULT_MODELS)} that exists)")
+                   help=f"trained model: .pt, or .onnx of `vqe export` (run by onnxruntime on the CPU); default: "
+                        f"the first of {', '.join(DEFAULT_MODELS)} that exists")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the model runs; auto: cuda if available, else cpu")
     p.add_argument("--batch", type=int_range(1, 1024), default=None,
@@ -397,6 +452,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"output encoder preset: libx264/libx265 {', '.join(X264_PRESETS)}; libsvtav1 "
                         f"0..{SVTAV1_MAX_PRESET} (a name keeps the encoder's own); ignored by libvpx-vp9")
     overwrite(p, "output")
+
+    p = add("export", cmd_export, cmd_export.__doc__)
+    p.add_argument("model", help="a trained model file (.pt)")
+    p.add_argument("-o", "--output", required=True, help="the ONNX file to write (.onnx)")
+    p.add_argument("--size", type=frame_size, default=(320, 180),
+                   help="input frame size WIDTHxHEIGHT the export is made for (default 320x180: 640x360 out at x2)")
+    overwrite(p, "output")
+
+    p = add("bench", cmd_bench, cmd_bench.__doc__)
+    p.add_argument("models", nargs="+", help="model files (.pt, or .onnx of `vqe export`), e.g. models/release/*.pt")
+    p.add_argument("--sizes", nargs="+", choices=("360p", "720p"), default=["360p", "720p"],
+                   help="output sizes (360p: 640x360, 720p: 1280x720; the input is that over the model's scale)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda if available")
+    p.add_argument("--dtypes", nargs="+", choices=("fp32", "bf16", "fp16"), default=["fp32", "bf16", "fp16"],
+                   help="precisions (autocast); those the device lacks are skipped and said so (fp16: CUDA only)")
+    p.add_argument("--batches", nargs="+", type=int_range(1, 256), default=[1, 2, 4],
+                   help="windows per forward pass to try; the best one is reported beside batch 1")
+    p.add_argument("--frames", type=int_range(1, 10_000), default=8, help="frames of the clip `vqe enhance` restores")
+    p.add_argument("--repeats", type=int_range(1, 1000), default=3, help="timed forward passes per case (median)")
+    p.add_argument("--threads", type=int_range(1, 1024), default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--no-profile", action="store_true", help="skip the per-operator time breakdown")
+    p.add_argument("--no-enhance", action="store_true", help="time the model alone only")
+    p.add_argument("--out", default=None, help="the JSON (default results/benchmarks/bench_<device>.json; "
+                                               "a Markdown table goes beside it)")
+    p.add_argument("--figure", default=None, help="the figure (default results/figures/bench_<device>.png)")
 
     p = add("compose", cmd_compose, cmd_compose.__doc__)
     p.add_argument("profile", nargs="?", default=None,

