@@ -77,7 +77,8 @@ def test_unknown_codec_and_config_key_exit_nonzero(tmp_path, moving_frames, caps
 NUMERIC = [("degrade", "--kbps", True), ("degrade", "--crf", False), ("degrade", "--scale", True),
            ("degrade", "--intra-period", True), ("enhance", "--batch", True), ("enhance", "--tile", True),
            ("enhance", "--crf", False), ("enhance", "--adapt", True), ("enhance", "--adapt-lpips", False),
-           ("release", "--threads", True)]
+           ("release", "--threads", True), ("bench", "--batches", True), ("bench", "--frames", True),
+           ("bench", "--repeats", True), ("bench", "--threads", True), ("export", "--size", True)]
 BAD = ["-5", "nan", "inf", "-inf", "1e12", str(10 ** 12), "1000000000", "abc", "", "2.5"]
 
 

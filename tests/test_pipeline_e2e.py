@@ -16,7 +16,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"full", "no_stage_b", "no_pingpong", "spatial_d", "no_ecbam", "flow_loss"}
-BASELINE_ROWS = ["supervegan2", "galteri_veryfast", "edvr", "esrgan_dncnn"]  # smoke's baselines.rows: one per adversarial game, and EDVR
+# smoke's baselines.rows: SUPERVEGAN's and Galteri's games, EDVR, and the temporal (TecoGAN) and bitstream (MFQE) rows
+BASELINE_ROWS = ["supervegan2", "galteri_veryfast", "edvr", "mfqe2", "tecogan"]
 pytestmark = pytest.mark.e2e
 
 
@@ -69,10 +70,11 @@ def test_pipeline_produces_the_results_contract(repo):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
     md = (repo / "results" / "table1.md").read_text()
     assert "H.264 compressed" in md and "Scored span: bbb: frames 0–1, 6–7 (4 of 8)" in md
-    assert (repo / "results" / "temporal.md").read_text().count("\n| ") == 16  # header + 15 methods
+    assert (repo / "results" / "temporal.md").read_text().count("\n| ") == 17  # header + 16 methods
     assert "Budgets: every baseline row was retrained" in md and "SUPERVEGAN-2" in md
     vs_paper = (repo / "results" / "table1_vs_paper.md").read_text()
-    assert "| EDVR (retrained) | EDVR (retrained, x2 + denoising) |" in vs_paper and "`mfqe2`: not built yet" in vs_paper
+    assert "| EDVR (retrained) | EDVR (retrained, x2 + denoising) |" in vs_paper and "`esrgan_dncnn`: not built yet" in vs_paper
+    assert "| MFQE 2.0 | MFQE 2.0 (retrained, + bicubic x2) |" in vs_paper and "| TecoGAN | TecoGAN" in vs_paper
     assert (repo / "results" / "stage_dissection.md").read_text().count("\n| ") == 1 + 4 * 2  # 4 stages x 2 rates
     executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
     assert executed == sorted(["01_synthesise.ipynb", "01b_baselines_deblock.ipynb", "01b_baselines_input.ipynb",
@@ -168,7 +170,8 @@ def test_nogan_models_are_trained_by_their_schedule(repo):
 def test_baselines_are_trained_by_their_own_losses_and_scored(repo):
     from vqe.models import load_model
 
-    archs = {"supervegan2": "supervegan", "galteri_veryfast": "galteri", "edvr": "edvr", "esrgan_dncnn": "esrgan_dncnn"}
+    archs = {"supervegan2": "supervegan", "galteri_veryfast": "galteri", "edvr": "edvr", "mfqe2": "mfqe",
+             "tecogan": "tecogan"}
     for row in BASELINE_ROWS:
         model = load_model(repo / "models" / f"{row}.pt")
         summary = json.loads((repo / "results" / "train" / f"{row}.json").read_text())
@@ -180,6 +183,8 @@ def test_baselines_are_trained_by_their_own_losses_and_scored(repo):
     alpha = (repo / "results/train/supervegan2/plots/metrics/train/alpha.tsv").read_text().splitlines()[1:]
     assert float(alpha[0].split("\t")[1]) == 0.0 and float(alpha[-1].split("\t")[1]) == 1.0
     assert not (repo / "results/train/edvr/plots/metrics/train/loss_d.tsv").exists()
+    assert (repo / "results/train/tecogan/plots/metrics/train/loss_d.tsv").is_file()  # its spatio-temporal D
+    assert 0 <= json.loads((repo / "results/train/mfqe2.json").read_text())["pqf_detector"]["accuracy"] <= 1
 
 
 def test_bdrate_and_equivalency_cover_every_method(repo):
@@ -192,7 +197,7 @@ def test_bdrate_and_equivalency_cover_every_method(repo):
         assert all(v is None or (isinstance(v, float) and v == v) for v in row.values())
     lines = (repo / "results" / "bitrate_equivalency.csv").read_text().splitlines()
     assert lines[0] == "metric,method,kbps,quality,equivalent_kbps,ratio"
-    assert len(lines) == 1 + 3 * 14 * 2  # 3 metrics x 14 methods x 2 rates
+    assert len(lines) == 1 + 3 * 15 * 2  # 3 metrics x 15 methods x 2 rates
     for fig in ("perception_distortion", "bitrate_equivalency_psnr", "bitrate_equivalency_lpips"):
         assert (repo / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
 

@@ -96,7 +96,7 @@ def test_tecogan_view_scores_the_ping_pong_sequence_against_its_ground_truth():
     torch.manual_seed(0)
     model = TecoGAN(scale=2, n=1, channels=4, blocks=1, flow_channels=4)
     lq, gt = torch.rand(2, 5, 3, 8, 8), torch.rand(2, 3, 3, 16, 16)
-    view = tecogan_view(model, lq, gt, 1, 10)
+    view = tecogan_view(model, lq, gt, 1, 10, None)
     assert view.out.shape == view.target.shape == (10, 3, 16, 16)
     assert torch.equal(view.target.unflatten(0, (2, 5))[:, 3], gt[:, 1])
     lr_pp, flows = view.cond

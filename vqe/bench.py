@@ -277,9 +277,9 @@ def bench_model(path: str | Path, cfg: BenchConfig, device: torch.device, dtypes
                 progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Every case of one model file (see the module docstring)."""
     from vqe.enhance import frame_side
-    from vqe.models import load_model
+    from vqe.export import load_any
 
-    model = load_model(path, device)
+    model = load_any(path, device)
     n, scale = int(model.n), int(model.scale)
     name = Path(path).stem
     result: dict[str, Any] = {"model": str(path), "arch": getattr(model, "arch", type(model).__name__),

@@ -282,9 +282,9 @@ def cmd_enhance(args: argparse.Namespace) -> None:
         raise VQEError("--device cuda: CUDA is not available on this machine; use --device cpu")
     probe(args.input)  # fail on a bad input before loading the model
 
-    from vqe.models import load_model
+    from vqe.export import load_any
 
-    model = load_model(args.model, device=device)
+    model = load_any(args.model, device=device)
     if args.adapt:
         from vqe.adapt import adapt, input_bpp
         from vqe.data.video import read_video

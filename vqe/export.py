@@ -125,3 +125,18 @@ class OnnxModel(nn.Module):
                            f"{tuple(x.shape)} (export again with `vqe export --size {x.shape[-1]}x{x.shape[-2]}`)")
         y = self.session.run(None, {INPUT: x.detach().float().cpu().contiguous().numpy()})[0]
         return torch.from_numpy(y).to(x.device)
+
+
+def load_any(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """A model file as `vqe enhance` and `vqe bench` take it: a `.onnx` export (onnxruntime, CPU only) or a
+    PyTorch model (`vqe.models.load_model`)."""
+    path = Path(path)
+    if path.suffix != ".onnx":
+        from vqe.models import load_model
+
+        return load_model(path, device)
+    if not path.is_file():
+        raise VQEError(f"{path}: model file not found")
+    if torch.device(device).type != "cpu":
+        raise VQEError(f"{path}: ONNX models run on the CPU here (onnxruntime's CPU provider); use --device cpu")
+    return OnnxModel(path)

@@ -69,8 +69,7 @@ def save_model(path: str | Path, model: nn.Module, meta: Optional[dict[str, Any]
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a saved model in eval mode on `device` (a `.onnx` export: an onnxruntime model, CPU only); a
-    missing or foreign file is a VQEError.
+    """Rebuild a saved model in eval mode on `device`; a missing or foreign file is a VQEError.
 
     On the CPU the weights are channels-last, so that oneDNN's convolutions keep activations channels-last:
     inference ran 17-42% faster per frame that way on 2 cores (the same numbers up to float rounding).
@@ -79,12 +78,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     path = Path(path)
     if not path.is_file():
         raise VQEError(f"{path}: model file not found")
-    if path.suffix == ".onnx":  # an export of `vqe export`, run by onnxruntime
-        if torch.device(device).type != "cpu":
-            raise VQEError(f"{path}: ONNX models run on the CPU here (onnxruntime's CPU provider); use --device cpu")
-        from vqe.export import OnnxModel
-
-        return OnnxModel(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model = build_model(state["arch"], state["config"], state["scale"])
