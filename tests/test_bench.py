@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vqe.bench import (BenchConfig, PassThrough, PeakMemory, bench, bench_frames, count_flops, markdown,
-                       matmul_rate, summary_rows, supported_dtypes, windows)
+                       matmul_rates, roofline, summary_rows, supported_dtypes, windows)
 from vqe.cli import main
 from vqe.errors import VQEError
 
@@ -63,9 +63,11 @@ def test_precisions_the_cpu_skips_say_why():
         supported_dtypes(torch.device("cpu"), ["int8"])
 
 
-def test_matmul_rate_is_a_plausible_flop_rate():
-    rate = matmul_rate(torch.device("cpu"), "fp32", 256)
-    assert 1e8 < rate < 1e14  # FLOP/s: above a 1990s PC, below any CPU
+def test_matmul_rates_are_plausible_flop_rates_and_the_roofline_is_the_faster():
+    rates = matmul_rates(torch.device("cpu"), "fp32", 256)
+    assert set(rates) == {"matmul", "conv1x1"}
+    assert all(1e8 < r < 1e14 for r in rates.values())  # FLOP/s: above a 1990s PC, below any CPU
+    assert roofline(rates) == max(rates.values())
 
 
 def test_peak_memory_sees_a_large_temporary():

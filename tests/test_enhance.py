@@ -512,3 +512,34 @@ def test_enhance_video_refuses_to_write_over_its_input(tmp_path, clip_mp4):
     with pytest.raises(VQEError, match=r"crf 52 is outside 0\.\.51"):
         enhance_video(src, tmp_path / "out.mp4", Pick(n=1), crf=52, progress=False)
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_amp_on_the_cpu_is_bf16_close_to_fp32_or_a_clear_error(monkeypatch):
+    import vqe.enhance
+    from vqe.bench import bench_frames
+    from vqe.models import load_model
+
+    model = load_model("models/release/nogan_fast.pt")
+    frames = bench_frames(64, 48, 3)
+    if vqe.enhance.cpu_bf16():
+        fp32 = np.stack(list(enhance_frames(model, frames, batch=1))).astype(int)
+        bf16 = np.stack(list(enhance_frames(model, frames, batch=1, amp=True)))
+        diff = np.abs(fp32 - bf16)
+        assert 0 < diff.max() <= 8 and diff.mean() < 0.5  # bf16 really ran, and stayed near fp32
+    monkeypatch.setattr(vqe.enhance, "cpu_bf16", lambda: False)
+    with pytest.raises(VQEError, match="no bf16 support.*without --amp"):
+        enhance_frames(model, frames, amp=True)
+
+
+def test_enhance_compile_gives_the_eager_frames(tmp_path):
+    from vqe.bench import bench_frames
+
+    clip = tmp_path / "in.mkv"
+    encode(bench_frames(64, 48, 5), clip, EncodeSettings(crf=18))
+    outs = []
+    for extra in ([], ["--compile"]):
+        out = tmp_path / f"out{len(extra)}.mkv"
+        assert main(["enhance", str(clip), "-o", str(out), "--model", "models/release/stage_a.pt", "--crf", "0",
+                     *extra]) == 0
+        outs.append(read_video(out).astype(int))
+    assert outs[0].shape == (5, 96, 128, 3) and np.abs(outs[0] - outs[1]).max() <= 2

@@ -206,3 +206,11 @@ def test_every_profile_builds_a_working_stage_a(profile):
     assert out.shape == (1, 3, 20 * model.scale, 24 * model.scale)
     if profile == "paper":  # 30 RRDB x 64 channels with ECBAM: ESRGAN-sized (~16.7 M) plus PCD
         assert len(model.trunk) == 30 and 15e6 < sum(q.numel() for q in model.parameters()) < 30e6
+
+
+def test_channel_attention_pools_the_spatial_mean_and_max():
+    torch.manual_seed(0)
+    att = ChannelAttention(16).eval()
+    x = torch.randn(2, 16, 9, 7).contiguous(memory_format=torch.channels_last)
+    gate = att.mlp(x.mean((2, 3), keepdim=True)) + att.mlp(x.amax((2, 3), keepdim=True))  # CBAM's eq. 2
+    assert torch.allclose(att(x), x * torch.sigmoid(gate), atol=1e-6)

@@ -36,11 +36,9 @@ def test_page_has_only_the_sections_whose_files_exist(tmp_path):
     page = build(tmp_path, "smoke", 30)
     assert "## Transfer — val clips and other codecs" in page and "| the transfer table |" in page
     (tmp_path / "benchmarks").mkdir()
-    (tmp_path / "benchmarks" / "enhance_speed.json").write_text(json.dumps({
-        "frames": 8, "clip": "bbb", "rate_id": "libx264_62.5k", "output": "640x360", "device": "cpu", "threads": 2,
-        "batch": 1, "fps_vqe_enhance": {"gan_evh": 0.3605, "nogan_fast": 5.45}}))
-    assert ("8 frames of `bbb` (libx264_62.5k) → 640x360, cpu, 2 threads, 1 window(s) per forward pass: "
-            "gan_evh 0.36 frames/s, nogan_fast 5.45 frames/s (whole `vqe enhance`).") in build(tmp_path, "smoke", 30)
+    (tmp_path / "benchmarks" / "bench_cpu.md").write_text("`vqe bench` on cpu\n\n| model | fps |\n|---|---|\n| a | 2.00 |\n")
+    page = build(tmp_path, "smoke", 30)
+    assert "## Speed (`vqe bench`, run by hand)" in page and "| a | 2.00 |" in page and "Hand-run benchmark" in page
 
 
 def test_ablation_codec_and_resilience_sections_read_their_numbers():

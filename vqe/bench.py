@@ -9,8 +9,8 @@ model's scale), precision and batch, one process measures back to back:
   model), so the overhead of everything around the model shows as a ratio;
 * FLOPs per frame, counted by `torch.utils.flop_counter` (convolutions and matrix products: the
   element-wise work and `grid_sample` are not counted), and the achieved FLOP/s as a fraction of a
-  square matrix product timed in the same run, on the same device, threads and precision: our roofline
-  ratio. A model far below it is held back by operators that do little arithmetic per byte, so the
+  square matrix product timed in the same run, on the same device, threads and precision (the faster
+  of the BLAS matmul and the same product as a 1x1 convolution): our roofline ratio. A model far below it is held back by operators that do little arithmetic per byte, so the
   bench lists the operators that take most of its time (`torch.profiler`);
 * the peak memory: on CUDA `max_memory_allocated`, on the CPU the resident set's rise over the run
   (sampled every 2 ms, after glibc has given freed memory back), so weights and buffers already resident
@@ -42,6 +42,7 @@ from vqe.errors import VQEError
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720)}  # output width, height
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+WARMUP = 2  # untimed forward passes before the timed ones
 
 
 @dataclass
@@ -52,7 +53,7 @@ class BenchConfig:
     device: str = "auto"
     dtypes: Sequence[str] = ("fp32", "bf16", "fp16")  # those the device does not support are skipped, and said so
     batches: Sequence[int] = (1, 2, 4)
-    frames: int = 8  # frames of the clip `vqe enhance` restores
+    frames: int = 16  # frames of the clip `vqe enhance` restores
     repeats: int = 3
     matmul_size: int = 2048
     profile: bool = True
@@ -136,15 +137,16 @@ def call(model: torch.nn.Module, x: torch.Tensor, side: Optional[torch.Tensor]) 
 
 def time_forward(model: torch.nn.Module, x: torch.Tensor, side: Optional[torch.Tensor], device: torch.device,
                  dtype: str, repeats: int) -> list[float]:
-    """Seconds of each of `repeats` forward passes, after one untimed pass (allocations, lazy init)."""
+    """Seconds of each of `repeats` forward passes, after WARMUP untimed ones (allocations, oneDNN's primitives
+    for this shape: the first passes of a new batch size ran up to 1.5x slower)."""
     times = []
     with torch.inference_mode(), autocast(device, dtype):
-        for i in range(repeats + 1):
+        for i in range(repeats + WARMUP):
             synchronize(device)
             start = time.perf_counter()
             call(model, x, side)
             synchronize(device)
-            if i:
+            if i >= WARMUP:
                 times.append(time.perf_counter() - start)
     return times
 
@@ -159,20 +161,33 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor, side: Optional[torch.Te
     return int(counter.get_total_flops())
 
 
-def matmul_rate(device: torch.device, dtype: str, size: int, repeats: int = 5) -> float:
-    """FLOP/s of a size x size matrix product in `dtype` on `device`: the roofline the models are held to."""
+def matmul_rates(device: torch.device, dtype: str, size: int, repeats: int = 5) -> dict[str, float]:
+    """FLOP/s of a size x size matrix product in `dtype` on `device`, by the two kernels torch has for it: the
+    BLAS `matmul` and the same product as a 1x1 convolution (oneDNN on the CPU, cuDNN on CUDA). They differ:
+    on an AMD EPYC with AVX-512, MKL's fp32 GEMM reached 218 GFLOP/s and oneDNN's 436 on 2 cores."""
     g = torch.Generator().manual_seed(0)
     a, b = (torch.randn(size, size, generator=g).to(device, DTYPES[dtype]) for _ in range(2))
-    times = []
-    with torch.inference_mode():
-        for i in range(repeats + 1):
-            synchronize(device)
-            start = time.perf_counter()
-            a @ b
-            synchronize(device)
-            if i:
-                times.append(time.perf_counter() - start)
-    return 2 * size ** 3 / statistics.median(times)
+    x = a.reshape(1, size, size // 64, 64).contiguous(memory_format=torch.channels_last)
+    w = b.reshape(size, size, 1, 1).contiguous(memory_format=torch.channels_last)
+
+    def rate(fn: Callable[[], torch.Tensor]) -> float:
+        times = []
+        with torch.inference_mode():
+            for i in range(repeats + 1):
+                synchronize(device)
+                start = time.perf_counter()
+                fn()
+                synchronize(device)
+                if i:
+                    times.append(time.perf_counter() - start)
+        return 2 * size ** 3 / statistics.median(times)
+
+    return {"matmul": rate(lambda: a @ b), "conv1x1": rate(lambda: F.conv2d(x, w))}
+
+
+def roofline(rates: dict[str, float]) -> float:
+    """The roofline a model is held to: the faster of the two matrix-product kernels."""
+    return max(rates.values())
 
 
 def release_freed_memory() -> None:
@@ -328,13 +343,13 @@ def enhance_cases(model: torch.nn.Module, name: str, size: str, clip: Path, devi
                   progress: Callable[[str], None]) -> list[dict[str, Any]]:
     """Whole `vqe enhance` at batch 1 and at the model's best batch, beside a bare decode -> encode.
 
-    `vqe enhance --amp` is bf16 autocast on CUDA only, so on the CPU only fp32 is timed end to end."""
+    `vqe enhance --amp` is bf16 autocast, so fp16 is timed for the model alone only."""
     rows = []
     progress(f"{name} {size} decode -> encode")
     bare = enhance_fps(PassThrough(int(model.scale)).to(device), clip, workdir / "bare.mp4", device, 1, False)
     for dtype in dtypes:
         mine = [c for c in cases if c["size"] == size and c["dtype"] == dtype]
-        if dtype == "fp16" or (dtype == "bf16" and device.type != "cuda") or not mine:
+        if dtype == "fp16" or not mine:
             continue
         best = max(mine, key=lambda c: c["fps"])["batch"]
         for batch in sorted({1, best}):
@@ -370,20 +385,21 @@ def bench(paths: Sequence[str | Path], cfg: BenchConfig = BenchConfig(),
     dtypes, skipped = supported_dtypes(device, cfg.dtypes)
     env = environment(device)
     started = time.perf_counter()
-    matmul = {d: matmul_rate(device, d, cfg.matmul_size) for d in dtypes}
+    rates = {d: matmul_rates(device, d, cfg.matmul_size) for d in dtypes}
+    matmul = {d: roofline(r) for d, r in rates.items()}
     with tempfile.TemporaryDirectory() as tmp:
         models = [bench_model(p, cfg, device, dtypes, matmul, Path(tmp), progress) for p in paths]
     env["load_average_1m_after"] = os.getloadavg()[0]
     return {"environment": env, "config": {**asdict(cfg), "sizes": list(cfg.sizes), "dtypes": list(cfg.dtypes),
                                            "batches": list(cfg.batches)},
-            "skipped_dtypes": skipped, "matmul_flops_per_s": matmul, "seconds": time.perf_counter() - started,
+            "skipped_dtypes": skipped, "matmul_flops_per_s": matmul, "matmul_kernels_flops_per_s": rates, "seconds": time.perf_counter() - started,
             "models": models}
 
 
 def summary_rows(result: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """One row per model, size and precision: batch 1, the best batch and the whole `vqe enhance`."""
     for m in result["models"]:
-        name = Path(m["model"]).stem
+        name = Path(m["model"]).stem + (" (onnxruntime)" if m["arch"].startswith("onnx:") else "")
         keys = sorted({(c["size"], c["dtype"]) for c in m["cases"]}, key=lambda k: (list(SIZES).index(k[0]), list(DTYPES).index(k[1])))
         for size, dtype in keys:
             cases = [c for c in m["cases"] if c["size"] == size and c["dtype"] == dtype]
@@ -402,8 +418,11 @@ def markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines = [f"`vqe bench` on {env['device']} ({env['machine']}, {env['threads']} torch threads of {env['cpus']} "
              f"CPUs{', ' + env['gpu'] if 'gpu' in env else ''}; load average {env['load_average_1m']:.2f} before, "
-             f"{env['load_average_1m_after']:.2f} after; torch {env['torch']}). Matrix-product roofline: "
-             + ", ".join(f"{d} {v / 1e9:.1f} GFLOP/s" for d, v in result["matmul_flops_per_s"].items()) + ".",
+             f"{env['load_average_1m_after']:.2f} after; torch {env['torch']}). Roofline, the faster matrix "
+             "product (BLAS matmul or as a 1x1 conv): " + ", ".join(
+                 f"{d} {v / 1e9:.0f} GFLOP/s (matmul {r['matmul'] / 1e9:.0f}, 1x1 conv {r['conv1x1'] / 1e9:.0f})"
+                 for (d, v), r in zip(result["matmul_flops_per_s"].items(), result["matmul_kernels_flops_per_s"].values()))
+             + ".",
              "", "| model | output | precision | model fps (batch 1) | best batch: fps | GFLOP/frame | roofline "
              "ratio | peak MB | `vqe enhance` fps | decode → encode fps |", "|" + "---|" * 10]
     for r in summary_rows(result):

@@ -215,15 +215,12 @@ def build(results_dir: str | Path, profile: str, main_kbps: float) -> str:
     rows = training_rows(root / "train")
     if rows:
         out += ["## Training runs", "", "| run | seconds | throughput | device |", "|---|---|---|---|", *rows, ""]
-    speed = _load(root / "benchmarks" / "enhance_speed.json")
-    if speed:
-        out += ["## Speed (`benchmarks/enhance_speed.py`, run by hand)", "",
+    speed = root / "benchmarks" / "bench_cpu.md"  # `vqe bench`'s own table
+    if speed.is_file():
+        out += ["## Speed (`vqe bench`, run by hand)", "",
                 "**Hand-run benchmark, not produced by `dvc repro`:** the numbers of this section come from the "
-                "last manual run of the command above and may predate the models of this page.", "",
-                f"{speed['frames']} frames of `{speed['clip']}` ({speed['rate_id']}) → {speed['output']}, "
-                f"{speed['device']}, {speed['threads']} threads, {speed.get('batch', '?')} window(s) per forward pass: "
-                + ", ".join(f"{m} {v:.2f} frames/s" for m, v in speed["fps_vqe_enhance"].items())
-                + " (whole `vqe enhance`).", ""]
+                "last manual run of `vqe bench` (its command is in the README's speed section) and may predate the "
+                "models of this page.", "", speed.read_text().rstrip(), ""]
     return "\n".join(out).rstrip() + "\n"
 
 

