@@ -15,6 +15,7 @@ from vqe.config import FastModel, params_from_dict
 from vqe.errors import VQEError
 from vqe.models import load_model, save_model
 from vqe.models.fast import FastRestorer, checkpoint_name
+from vqe.upscale import bicubic_up
 
 
 def fast_model(**kw) -> FastModel:
@@ -23,7 +24,8 @@ def fast_model(**kw) -> FastModel:
 
 
 def bicubic(frame: torch.Tensor, scale: int) -> torch.Tensor:
-    return frame if scale == 1 else F.interpolate(frame, scale_factor=scale, mode="bicubic", align_corners=False)
+    """The repository's bicubic (vqe.upscale, itself checked against torch's in tests/test_upscale.py)."""
+    return bicubic_up(frame, scale)
 
 
 @pytest.fixture
