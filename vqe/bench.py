@@ -123,8 +123,9 @@ def synchronize(device: torch.device) -> None:
 def windows(model: torch.nn.Module, frames: np.ndarray, batch: int, device: torch.device,
             side: Optional[np.ndarray]) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """The model's input for `batch` consecutive frames: (batch, 2n+1, 3, h, w) in [0, 1], and side windows."""
-    n = int(model.n)
-    index = [[min(max(t + k, 0), len(frames) - 1) for k in range(-n, n + 1)] for t in range(batch)]
+    from vqe.enhance import window_index
+
+    index = window_index(0, batch, int(model.n), len(frames))
     clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)
     x = clip[torch.tensor(index)].to(device)
     s = None if side is None else torch.as_tensor(np.asarray(side, np.float32))[torch.tensor(index)].to(device)

@@ -119,6 +119,11 @@ def restore_span(model: torch.nn.Module, frames: np.ndarray, start: int, count: 
                                         stop=start - first + count, side=side, **kwargs)))
 
 
+def window_index(start: int, stop: int, n: int, count: int) -> list[list[int]]:
+    """The frame indices of the windows of frames start..stop-1 in a clip of `count` frames: clamp(t-n .. t+n)."""
+    return [[min(max(u + k, 0), count - 1) for k in range(-n, n + 1)] for u in range(start, stop)]
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
@@ -146,7 +151,7 @@ def _enhance(model: torch.nn.Module, source: Iterator[np.ndarray], n: int, scale
         stop = min(limit, count) if exhausted else limit
         if stop <= t:
             return
-        index = [[min(max(u + k, 0), count - 1) for k in range(-n, n + 1)] for u in range(t, stop)]
+        index = window_index(t, stop, n, count)
         windows = [[buffer[i] for i in w] for w in index]
         if side is not None and count > len(side):
             raise VQEError(f"side information for {len(side)} frames, but the clip has more")
