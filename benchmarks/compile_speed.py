@@ -14,20 +14,13 @@ import time
 import torch
 
 from vqe.atomic import write_json
-from vqe.bench import bench_frames, environment, windows
+from vqe.bench import bench_frames, environment, time_forward, windows
 from vqe.models import load_model
 
 
 def frames_per_second(fn, x: torch.Tensor, repeats: int) -> float:
-    with torch.inference_mode():
-        for _ in range(2):
-            fn(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn(x)
-            times.append(time.perf_counter() - start)
-    return x.shape[0] / statistics.median(times)
+    """Windows per second of `fn`, timed as `vqe bench` times a model (its warm-up passes, then the median)."""
+    return x.shape[0] / statistics.median(time_forward(fn, x, None, torch.device("cpu"), "fp32", repeats))
 
 
 def main() -> None:
