@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -13,10 +14,10 @@ import torch.nn.functional as F
 
 from vqe.errors import VQEError
 from vqe.metrics import KEYS, Reference, bpp, measure
-from vqe.metrics.fidelity import ms_ssim, psnr, psnr_y, ssim
+from vqe.metrics.fidelity import ms_ssim, psnr, psnr_y, ssim, ssim_ms_ssim
 from vqe.metrics.noref import niqe
 from vqe.metrics.perceptual import lpips_clip, lpips_model
-from vqe.metrics.temporal import TemporalReference, flows, tlp, tof, tpsnr, tssim, warp
+from vqe.metrics.temporal import TemporalReference, farneback, flow_pair, flows, tlp, tof, tpsnr, tssim, warp
 from vqe.metrics.vmaf import vmaf
 
 
@@ -132,6 +133,21 @@ def test_ms_ssim_matches_an_independent_implementation_and_is_nan_on_small_frame
     assert np.isnan(ms_ssim(small, small, "cpu")).all()
 
 
+def test_ssim_and_ms_ssim_in_one_pass_equal_pytorch_msssims_two():
+    """`ssim_ms_ssim` shares MS-SSIM's finest scale with SSIM: the values must be exactly pytorch-msssim's."""
+    ast = skimage.data.astronaut()[::2, ::2]
+    clip = np.stack([ast[i: i + 176, 2 * i: 2 * i + 200] for i in range(5)])  # odd frame count, 176 x 200
+    dist = noisy(blurred(clip, 1.0), 6)
+    for batch_size in (2, 8):
+        both = ssim_ms_ssim(dist, clip, "cpu", batch_size)
+        np.testing.assert_array_equal(both[0], ssim(dist, clip, "cpu", batch_size))
+        np.testing.assert_array_equal(both[1], ms_ssim(dist, clip, "cpu", batch_size))
+    assert 0.3 < both[1].min() < both[1].max() < 1.0
+    small = clip[:, :160]
+    s_small, m_small = ssim_ms_ssim(small, small, "cpu")
+    assert np.isnan(m_small).all() and np.allclose(s_small, 1.0)
+
+
 # ---- LPIPS ------------------------------------------------------------------------------------
 
 def test_lpips_matches_an_independent_implementation(model):
@@ -164,7 +180,37 @@ def test_lpips_clip_equals_the_lpips_forward(model):
         np.testing.assert_allclose(s, steps, atol=1e-6)
 
 
+def test_reference_keeps_the_gt_features_and_scores_as_without_them(model, monkeypatch):
+    """A Reference computes the GT's backbone pass once; every score equals the uncached one."""
+    import vqe.metrics as metrics
+
+    gt = panning_clip(7, size=(96, 128))
+    out = noisy(gt, 12)
+    ref = Reference(gt, device="cpu", batch_size=3)
+    assert ref.lpips_features is not None and len(ref.lpips_features) == 3  # batches of 3, 3, 1 frames
+    cached = measure(out, ref, vmaf=False)
+    expected = lpips_clip(out, gt, model, 3)
+    assert cached["lpips"] == pytest.approx(float(expected[0].mean()), abs=0)
+    monkeypatch.setattr(metrics, "GT_FEATURES_MAX_BYTES", 0)  # too big to keep: recomputed per output
+    fresh = Reference(gt, device="cpu", batch_size=3)
+    assert fresh.lpips_features is None
+    uncached = measure(out, fresh, vmaf=False)
+    for k in cached:
+        assert cached[k] == uncached[k] or (math.isnan(cached[k]) and math.isnan(uncached[k])), k
+    np.testing.assert_array_equal(ref.temporal.lpips_steps, TemporalReference.build(gt, model, 3).lpips_steps)
+
+
 # ---- temporal ---------------------------------------------------------------------------------
+
+def test_flows_in_parallel_equal_one_by_one():
+    clip = panning_clip(5, shift=(3, -1))
+    fwd, bwd = flow_pair(clip)
+    greys = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip]
+    np.testing.assert_array_equal(fwd, np.stack([farneback(a, b) for a, b in zip(greys[:-1], greys[1:])]))
+    np.testing.assert_array_equal(bwd, np.stack([farneback(b, a) for a, b in zip(greys[:-1], greys[1:])]))
+    np.testing.assert_array_equal(fwd, flows(clip))
+    assert flow_pair(clip[:1])[0].shape == (0, 96, 128, 2)
+
 
 def test_gt_flow_recovers_a_known_translation():
     clip = panning_clip(4, shift=(2, 1))

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from vqe.errors import VQEError
-from vqe.metrics.fidelity import check_frames, check_pair, ms_ssim, psnr, psnr_y, resolve_device, ssim
+from vqe.metrics.fidelity import check_frames, check_pair, psnr, psnr_y, resolve_device, ssim, ssim_ms_ssim
 from vqe.metrics.noref import MIN_SIDE as NIQE_MIN_SIDE
 from vqe.metrics.noref import niqe_frames
-from vqe.metrics.perceptual import lpips_clip, lpips_model
+from vqe.metrics.perceptual import Features, clip_features, lpips_clip, lpips_model
 from vqe.metrics.temporal import TemporalReference, tlp_from_steps, tof, tpsnr, tssim
 from vqe.metrics.vmaf import vmaf as vmaf_score
 
@@ -27,13 +27,15 @@ KEYS = ("psnr", "psnr_y", "ssim", "ms_ssim", "lpips", "tpsnr", "tssim", "tof", "
 
 
 TEMPORAL_KEYS = ("tpsnr", "tssim", "tof", "tlp")  # defined on consecutive pairs of a run
+GT_FEATURES_MAX_BYTES = 1 << 30  # a Reference keeps the GT's LPIPS features up to this size, else recomputes them
 
 
 class Reference:
     """A ground-truth clip (uint8 (T, H, W, 3), RGB) with its precomputed GT-only quantities.
 
-    The GT-only temporal quantities (optical flows, consecutive LPIPS) are built on first use, so
-    scoring only per-frame metrics (training validation) never pays for them.
+    The GT-only quantities (LPIPS backbone features, optical flows, consecutive LPIPS) are built on first
+    use, so scoring only per-frame metrics (training validation) never pays for the temporal ones, and
+    every output scored against this reference reuses them.
     """
 
     def __init__(self, gt: np.ndarray, *, device: torch.device | str | None = None, fps: float = 25.0,
@@ -45,8 +47,19 @@ class Reference:
         self.lpips = lpips_model("alex", self.device)
 
     @functools.cached_property
+    def lpips_features(self) -> list[Features] | None:
+        """The GT's LPIPS backbone features, batched as `measure` batches the output; None (recompute them
+        for each output, same values) when they would take more than `GT_FEATURES_MAX_BYTES`."""
+        batches = clip_features(self.gt, self.lpips, self.batch_size)
+        first = next(batches)
+        per_frame = sum(f.numel() * f.element_size() for f in first) / len(first[0])
+        if per_frame * len(self.gt) > GT_FEATURES_MAX_BYTES:
+            return None
+        return [first, *batches]
+
+    @functools.cached_property
     def temporal(self) -> TemporalReference:
-        return TemporalReference.build(self.gt, self.lpips, self.batch_size)
+        return TemporalReference.build(self.gt, self.lpips, self.batch_size, self.lpips_features)
 
 
 def measure(out: np.ndarray, ref: Reference, *, vmaf: bool = True,
@@ -64,12 +77,14 @@ def measure(out: np.ndarray, ref: Reference, *, vmaf: bool = True,
         raise VQEError(f"unknown metrics {sorted(unknown)}; use some of {KEYS}")
     gt, dev, bs = ref.gt, ref.device, ref.batch_size
     if "lpips" in keys or "tlp" in keys:  # one backbone pass per frame serves both
-        lpips_frames, lpips_steps = lpips_clip(out, gt, ref.lpips, bs)
+        lpips_frames, lpips_steps = lpips_clip(out, gt, ref.lpips, bs, gt_features=ref.lpips_features)
+    if "ms_ssim" in keys:  # MS-SSIM's finest scale is the SSIM pass: one pass serves both
+        ssim_frames, ms_ssim_frames = ssim_ms_ssim(out, gt, dev, bs)
     metric: dict[str, Callable[[], float]] = {
         "psnr": lambda: psnr(out, gt).mean(),
         "psnr_y": lambda: psnr_y(out, gt).mean(),
-        "ssim": lambda: ssim(out, gt, dev, bs).mean(),
-        "ms_ssim": lambda: ms_ssim(out, gt, dev, bs).mean(),
+        "ssim": lambda: (ssim_frames if "ms_ssim" in keys else ssim(out, gt, dev, bs)).mean(),
+        "ms_ssim": lambda: ms_ssim_frames.mean(),
         "lpips": lambda: lpips_frames.mean(),
         "tpsnr": lambda: tpsnr(out, ref.temporal, dev, bs) if len(out) > 1 else np.nan,
         "tssim": lambda: tssim(out, ref.temporal, dev, bs) if len(out) > 1 else np.nan,

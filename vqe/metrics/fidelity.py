@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pytorch_msssim import ms_ssim as _ms_ssim
 from pytorch_msssim import ssim as _ssim
+from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim as _ssim_maps
 
 from vqe.errors import VQEError
 
@@ -120,6 +122,43 @@ def ssim(out: np.ndarray, gt: np.ndarray, device: torch.device | str | None = No
     """Per-frame SSIM (Gaussian window, RGB mean)."""
     check_pair(out, gt)
     return map_pairs(ssim_tensor, out, gt, device, batch_size)
+
+
+# pytorch-msssim's defaults, which `ssim`/`ms_ssim` use: 11-tap window, sigma 1.5, its five MS-SSIM weights
+_WIN = _fspecial_gauss_1d(11, 1.5).repeat(3, 1, 1, 1)
+_MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def ssim_ms_ssim_tensor(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(2, N): SSIM and 5-scale MS-SSIM per image of float (N, 3, H, W) tensors on the 0..255 scale.
+
+    MS-SSIM's finest scale is the SSIM pass itself, so both come from one pass at full size where calling
+    pytorch-msssim's `ssim` and `ms_ssim` would make two. This is `pytorch_msssim.ms_ssim`'s loop over its
+    own `_ssim`, unchanged, and gives exactly what those two return (`tests/test_metrics.py` checks it).
+    """
+    weights = x.new_tensor(_MS_WEIGHTS)
+    mcs = []
+    for level in range(len(_MS_WEIGHTS)):
+        ssim_per_channel, cs = _ssim_maps(x, y, data_range=PEAK, win=_WIN, size_average=False)
+        if level == 0:
+            first = ssim_per_channel.mean(1)
+        if level < len(_MS_WEIGHTS) - 1:
+            mcs.append(torch.relu(cs))
+            padding = [s % 2 for s in x.shape[2:]]
+            x = F.avg_pool2d(x, kernel_size=2, padding=padding)
+            y = F.avg_pool2d(y, kernel_size=2, padding=padding)
+    levels = torch.stack(mcs + [torch.relu(ssim_per_channel)], dim=0)  # (level, batch, channel)
+    return torch.stack((first, torch.prod(levels ** weights.view(-1, 1, 1), dim=0).mean(1)))
+
+
+def ssim_ms_ssim(out: np.ndarray, gt: np.ndarray, device: torch.device | str | None = None,
+                 batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame (SSIM, MS-SSIM) in one pass; MS-SSIM is NaN when the short side is below 161 px."""
+    check_pair(out, gt)
+    if min(out.shape[1:3]) < MS_SSIM_MIN_SIDE:
+        return ssim(out, gt, device, batch_size), np.full(len(out), np.nan)
+    both = map_pairs(lambda a, b: ssim_ms_ssim_tensor(a, b).T, out, gt, device, batch_size).reshape(-1, 2)
+    return both[:, 0], both[:, 1]
 
 
 def ms_ssim(out: np.ndarray, gt: np.ndarray, device: torch.device | str | None = None,

@@ -7,13 +7,16 @@ download them otherwise); a model is never built on random weights.
 The backbone pass dominates the cost, so LPIPS is split into `features` (one backbone pass per
 frame) and `distance` (the cheap learned head, exactly `lpips.LPIPS.forward` for v0.1 without
 spatial output): scoring a clip against the ground truth and its own consecutive frames (tLP)
-then needs one pass per output frame instead of four.
+then needs one pass per output frame instead of four, and the ground truth's pass is made once for every
+output scored against it (`clip_features`, kept by `vqe.metrics.Reference`).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 
 import lpips
 import numpy as np
@@ -57,20 +60,24 @@ def distance(model: lpips.LPIPS, fa: Features, fb: Features) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def lpips_clip(out: np.ndarray, gt: np.ndarray | None, model: lpips.LPIPS | None = None,
-               batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """(LPIPS(out_t, gt_t) for each t, LPIPS(out_t, out_{t-1}) for t >= 1), one backbone pass per frame.
-
-    With `gt=None` only the consecutive distances are computed (the first array is empty).
-    """
-    check_frames(out) if gt is None else check_pair(out, gt)
-    model = model if model is not None else lpips_model()
+def clip_features(frames: np.ndarray, model: lpips.LPIPS, batch_size: int = 8) -> Iterator[Features]:
+    """Backbone features of a clip, one `Features` per batch of `batch_size` frames, computed as they are read."""
     device = _device(model)
+    for s in batches(len(frames), batch_size):
+        yield features(model, to_tensor(frames[s], device))
+
+
+@torch.inference_mode()
+def lpips_from_features(out: Iterable[Features], gt: Iterable[Features] | None,
+                        model: lpips.LPIPS) -> tuple[np.ndarray, np.ndarray]:
+    """(LPIPS(out_t, gt_t) for each t, LPIPS(out_t, out_{t-1}) for t >= 1) from batched backbone features.
+
+    `gt` must be batched as `out` is (the same batch size); None computes only the consecutive distances.
+    """
     to_gt, steps, last = [], [], None
-    for s in batches(len(out), batch_size):
-        fo = features(model, to_tensor(out[s], device))
-        if gt is not None:
-            to_gt.append(distance(model, fo, features(model, to_tensor(gt[s], device))))
+    for fo, fg in zip(out, gt if gt is not None else itertools.repeat(None)):
+        if fg is not None:
+            to_gt.append(distance(model, fo, fg))
         if last is None:  # the first frame has no predecessor
             cur, prev = [f[1:] for f in fo], [f[:-1] for f in fo]
         else:
@@ -79,3 +86,18 @@ def lpips_clip(out: np.ndarray, gt: np.ndarray | None, model: lpips.LPIPS | None
             steps.append(distance(model, cur, prev))
         last = [f[-1:] for f in fo]
     return to_numpy(to_gt), to_numpy(steps)
+
+
+def lpips_clip(out: np.ndarray, gt: np.ndarray | None, model: lpips.LPIPS | None = None,
+               batch_size: int = 8, gt_features: Sequence[Features] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(LPIPS(out_t, gt_t) for each t, LPIPS(out_t, out_{t-1}) for t >= 1), one backbone pass per frame.
+
+    With `gt=None` only the consecutive distances are computed (the first array is empty). `gt_features`
+    (`clip_features(gt, model, batch_size)`, kept by `vqe.metrics.Reference`) spares the ground truth's pass
+    when several outputs are scored against the same clip.
+    """
+    check_frames(out) if gt is None else check_pair(out, gt)
+    model = model if model is not None else lpips_model()
+    if gt is not None and gt_features is None:
+        gt_features = clip_features(gt, model, batch_size)
+    return lpips_from_features(clip_features(out, model, batch_size), gt_features, model)

@@ -34,7 +34,9 @@ border padding (torch grid_sample).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -45,10 +47,11 @@ import torch.nn.functional as F
 
 from vqe.metrics.fidelity import (batches, check_frames, check_pair, psnr_from_mse, resolve_device,
                                   ssim_tensor, to_numpy, to_tensor)
-from vqe.metrics.perceptual import lpips_clip
+from vqe.metrics.perceptual import Features, lpips_clip, lpips_from_features, lpips_model
 
 # pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags: TecoGAN's metrics.py
 FARNEBACK = (0.5, 3, 15, 3, 5, 1.2, 0)
+FLOW_THREADS = min(8, os.cpu_count() or 1)  # flows computed at once (`_farneback_all`)
 
 
 def farneback(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
@@ -60,12 +63,32 @@ def _greys(frames: np.ndarray) -> list[np.ndarray]:
     return [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
 
 
+def _farneback_all(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Farneback over many pairs, two at a time: OpenCV releases the GIL and one flow keeps about one
+    core busy, so each core computes its own; the flows are the same as one by one."""
+    if len(pairs) < 2:
+        return [farneback(a, b) for a, b in pairs]
+    with ThreadPoolExecutor(FLOW_THREADS) as pool:
+        return list(pool.map(lambda p: farneback(*p), pairs))
+
+
 def flows(frames: np.ndarray, *, backward: bool = False) -> np.ndarray:
     """(T-1, H, W, 2) flows OF(f_{t-1}, f_t), or OF(f_t, f_{t-1}) when `backward` (for warping)."""
     g = _greys(check_frames(frames))
-    pairs = zip(g[1:], g[:-1]) if backward else zip(g[:-1], g[1:])
-    out = [farneback(a, b) for a, b in pairs]
+    pairs = list(zip(g[1:], g[:-1]) if backward else zip(g[:-1], g[1:]))
+    out = _farneback_all(pairs)
     return np.stack(out) if out else np.zeros((0, *frames.shape[1:3], 2), np.float32)
+
+
+def flow_pair(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(`flows(frames)`, `flows(frames, backward=True)`), computed together (one pool for both)."""
+    g = _greys(check_frames(frames))
+    fwd = list(zip(g[:-1], g[1:]))
+    out = _farneback_all(fwd + [(b, a) for a, b in fwd])
+    if not fwd:
+        empty = np.zeros((0, *frames.shape[1:3], 2), np.float32)
+        return empty, empty
+    return np.stack(out[:len(fwd)]), np.stack(out[len(fwd):])
 
 
 def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -99,11 +122,15 @@ class TemporalReference:
     lpips_steps: np.ndarray  # LPIPS(g_t, g_{t-1}): tLP's target
 
     @classmethod
-    def build(cls, gt: np.ndarray, model: lpips.LPIPS | None = None,
-              batch_size: int = 8) -> TemporalReference:
+    def build(cls, gt: np.ndarray, model: lpips.LPIPS | None = None, batch_size: int = 8,
+              gt_features: Sequence[Features] | None = None) -> TemporalReference:
+        """`gt_features` (`perceptual.clip_features` of `gt`), when given, spares the LPIPS backbone pass."""
         check_frames(gt, "ground truth")
-        steps = lpips_clip(gt, None, model, batch_size)[1]
-        return cls(gt, flows(gt), flows(gt, backward=True), steps)
+        if gt_features is None:
+            steps = lpips_clip(gt, None, model, batch_size)[1]
+        else:
+            steps = lpips_from_features(gt_features, None, model if model is not None else lpips_model())[1]
+        return cls(gt, *flow_pair(gt), steps)
 
 
 def _undefined(out: np.ndarray, ref: TemporalReference) -> bool:
@@ -116,8 +143,8 @@ def tof(out: np.ndarray, ref: TemporalReference) -> float:
     if _undefined(out, ref):
         return float("nan")
     g = _greys(out)
-    steps = [np.linalg.norm(farneback(a, b) - target, axis=-1).mean()
-             for a, b, target in zip(g[:-1], g[1:], ref.flows_fwd)]
+    steps = [np.linalg.norm(f - target, axis=-1).mean()
+             for f, target in zip(_farneback_all(list(zip(g[:-1], g[1:]))), ref.flows_fwd)]
     return float(np.mean(steps))
 
 
