@@ -200,6 +200,18 @@ def test_reference_keeps_the_gt_features_and_scores_as_without_them(model, monke
     np.testing.assert_array_equal(ref.temporal.lpips_steps, TemporalReference.build(gt, model, 3).lpips_steps)
 
 
+def test_gt_features_batched_unlike_the_output_are_an_error(model):
+    from vqe.metrics.perceptual import clip_features
+
+    gt = panning_clip(6, size=(64, 96))
+    out = noisy(gt, 10)
+    with pytest.raises(VQEError, match="not batched as the output"):
+        lpips_clip(out, gt, model, 3, gt_features=list(clip_features(gt, model, 2)))  # 2+2+2 against 3+3
+    with pytest.raises(VQEError, match="not batched as the output"):
+        lpips_clip(out, gt, model, 3, gt_features=list(clip_features(gt[:3], model, 3)))  # one batch short
+    assert Reference(gt[:0], device="cpu").lpips_features == []
+
+
 # ---- temporal ---------------------------------------------------------------------------------
 
 def test_flows_in_parallel_equal_one_by_one():

@@ -51,7 +51,9 @@ class Reference:
         """The GT's LPIPS backbone features, batched as `measure` batches the output; None (recompute them
         for each output, same values) when they would take more than `GT_FEATURES_MAX_BYTES`."""
         batches = clip_features(self.gt, self.lpips, self.batch_size)
-        first = next(batches)
+        first = next(batches, None)
+        if first is None:  # no frames
+            return []
         per_frame = sum(f.numel() * f.element_size() for f in first) / len(first[0])
         if per_frame * len(self.gt) > GT_FEATURES_MAX_BYTES:
             return None

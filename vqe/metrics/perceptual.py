@@ -22,11 +22,13 @@ import lpips
 import numpy as np
 import torch
 
+from vqe.errors import VQEError
 from vqe.metrics.fidelity import (batches, check_frames, check_pair, resolve_device, to_numpy,
                                   to_tensor)
 from vqe.weights import provision_weights
 
 Features = list[torch.Tensor]
+_END = object()  # `lpips_from_features`: one side ran out of batches
 
 
 @functools.lru_cache(maxsize=None)
@@ -75,8 +77,12 @@ def lpips_from_features(out: Iterable[Features], gt: Iterable[Features] | None,
     `gt` must be batched as `out` is (the same batch size); None computes only the consecutive distances.
     """
     to_gt, steps, last = [], [], None
-    for fo, fg in zip(out, gt if gt is not None else itertools.repeat(None)):
+    pairs = itertools.zip_longest(out, gt, fillvalue=_END) if gt is not None else zip(out, itertools.repeat(None))
+    for fo, fg in pairs:
         if fg is not None:
+            if fo is _END or fg is _END or len(fg[0]) != len(fo[0]):
+                raise VQEError("LPIPS: the ground truth's features are not batched as the output's frames "
+                               "(`clip_features` of the ground truth with the same batch size)")
             to_gt.append(distance(model, fo, fg))
         if last is None:  # the first frame has no predecessor
             cur, prev = [f[1:] for f in fo], [f[:-1] for f in fo]
