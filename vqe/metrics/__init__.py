@@ -20,7 +20,7 @@ from vqe.metrics.fidelity import check_frames, check_pair, psnr, psnr_y, resolve
 from vqe.metrics.noref import MIN_SIDE as NIQE_MIN_SIDE
 from vqe.metrics.noref import niqe_frames
 from vqe.metrics.perceptual import Features, clip_features, lpips_clip, lpips_model
-from vqe.metrics.temporal import TemporalReference, tlp_from_steps, tof, tpsnr, tssim
+from vqe.metrics.temporal import TemporalReference, tlp_from_steps, tof, tpsnr_tssim
 from vqe.metrics.vmaf import vmaf as vmaf_score
 
 KEYS = ("psnr", "psnr_y", "ssim", "ms_ssim", "lpips", "tpsnr", "tssim", "tof", "tlp", "vmaf", "niqe")
@@ -82,14 +82,17 @@ def measure(out: np.ndarray, ref: Reference, *, vmaf: bool = True,
         lpips_frames, lpips_steps = lpips_clip(out, gt, ref.lpips, bs, gt_features=ref.lpips_features)
     if "ms_ssim" in keys:  # MS-SSIM's finest scale is the SSIM pass: one pass serves both
         ssim_frames, ms_ssim_frames = ssim_ms_ssim(out, gt, dev, bs)
+    if ("tpsnr" in keys or "tssim" in keys) and len(out) > 1:  # one pass over the output's warps serves both
+        tpsnr_value, tssim_value = tpsnr_tssim(out, ref.temporal, dev, bs, want_tpsnr="tpsnr" in keys,
+                                               want_tssim="tssim" in keys)
     metric: dict[str, Callable[[], float]] = {
         "psnr": lambda: psnr(out, gt).mean(),
         "psnr_y": lambda: psnr_y(out, gt).mean(),
         "ssim": lambda: (ssim_frames if "ms_ssim" in keys else ssim(out, gt, dev, bs)).mean(),
         "ms_ssim": lambda: ms_ssim_frames.mean(),
         "lpips": lambda: lpips_frames.mean(),
-        "tpsnr": lambda: tpsnr(out, ref.temporal, dev, bs) if len(out) > 1 else np.nan,
-        "tssim": lambda: tssim(out, ref.temporal, dev, bs) if len(out) > 1 else np.nan,
+        "tpsnr": lambda: tpsnr_value if len(out) > 1 else np.nan,
+        "tssim": lambda: tssim_value if len(out) > 1 else np.nan,
         "tof": lambda: tof(out, ref.temporal) if len(out) > 1 else np.nan,
         "tlp": lambda: tlp_from_steps(lpips_steps, ref.temporal.lpips_steps) if len(out) > 1 else np.nan,
         "vmaf": lambda: vmaf_score(out, gt, ref.fps)[0] if vmaf else np.nan,

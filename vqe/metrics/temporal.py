@@ -161,27 +161,34 @@ def tlp(out: np.ndarray, ref: TemporalReference, model: lpips.LPIPS | None = Non
 
 
 @torch.inference_mode()
+def tpsnr_tssim(out: np.ndarray, ref: TemporalReference, device: torch.device | str | None = None,
+                batch_size: int = 8, *, want_tpsnr: bool = True, want_tssim: bool = True) -> tuple[float, float]:
+    """(tPSNR, tSSIM) from one pass over the output's motion-compensated pairs (NaN for what is not wanted, and
+    for clips of one frame): both need the same warps of the output."""
+    if _undefined(out, ref):
+        return float("nan"), float("nan")
+    device = resolve_device(device)
+    sq, n, steps = 0.0, 0, []
+    gt_pairs = _aligned(ref.gt, ref.flows_bwd, device, batch_size) if want_tpsnr else None
+    for x, wx in _aligned(out, ref.flows_bwd, device, batch_size):
+        if gt_pairs is not None:
+            g, wg = next(gt_pairs)
+            d = (x - wx) - (g - wg)
+            sq += float(d.double().square().sum())
+            n += d.numel()
+        if want_tssim:
+            steps.append(ssim_tensor(x, wx))
+    return (float(psnr_from_mse(sq / n)) if want_tpsnr else float("nan"),
+            float(to_numpy(steps).mean()) if want_tssim else float("nan"))
+
+
 def tpsnr(out: np.ndarray, ref: TemporalReference, device: torch.device | str | None = None,
           batch_size: int = 8) -> float:
     """PSNR of the motion-compensated temporal change against the GT's (MSE pooled over the clip)."""
-    if _undefined(out, ref):
-        return float("nan")
-    device = resolve_device(device)
-    sq, n = 0.0, 0
-    for (x, wx), (g, wg) in zip(_aligned(out, ref.flows_bwd, device, batch_size),
-                                _aligned(ref.gt, ref.flows_bwd, device, batch_size)):
-        d = (x - wx) - (g - wg)
-        sq += float(d.double().square().sum())
-        n += d.numel()
-    return float(psnr_from_mse(sq / n))
+    return tpsnr_tssim(out, ref, device, batch_size, want_tssim=False)[0]
 
 
-@torch.inference_mode()
 def tssim(out: np.ndarray, ref: TemporalReference, device: torch.device | str | None = None,
           batch_size: int = 8) -> float:
     """Mean SSIM between each output frame and its predecessor warped by the GT motion."""
-    if _undefined(out, ref):
-        return float("nan")
-    device = resolve_device(device)
-    steps = [ssim_tensor(x, wx) for x, wx in _aligned(out, ref.flows_bwd, device, batch_size)]
-    return float(to_numpy(steps).mean())
+    return tpsnr_tssim(out, ref, device, batch_size, want_tpsnr=False)[1]
