@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 from pathlib import Path
 
@@ -21,17 +20,9 @@ import torch
 import vqe.train.stage_a as stage_a
 from vqe.atomic import write_json
 from vqe.config import load_params
+from vqe.enhance import cpu_bf16
+from vqe.release import hardware
 from vqe.scaling import read_curve, test_span_scores
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's bf16-related instruction sets (from /proc/cpuinfo; empty where it cannot be read)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in flags if "bf16" in f or f.startswith("amx"))
 
 
 def train(amp: str, params_file: str = "params.yaml") -> dict:
@@ -62,8 +53,7 @@ def main() -> None:
         last = runs[amp]["curve"][-1]
         print(f"Stage A, autocast {amp}: {runs[amp]['seconds']:.0f} s ({runs[amp]['it_per_s']:.2f} it/s), "
               f"test ΔPSNR {last['test_psnr_gain']:+.3f} dB at iteration {last['iteration']}")
-    write_json(args.out, {"host": f"{platform.machine()}, {os.cpu_count()} CPUs, bf16 flags {cpu_flags()}, torch "
-                                  f"{torch.__version__}, {torch.get_num_threads()} threads",
+    write_json(args.out, {"host": f"{hardware()}, {torch.get_num_threads()} threads, native bf16: {cpu_bf16()}",
                           "profile": load_params("params.yaml").profile_name, "runs": runs})
 
 

@@ -8,8 +8,6 @@ Run after `dvc repro`:  python benchmarks/stage_times.py
 from __future__ import annotations
 
 import json
-import os
-import platform
 import re
 from pathlib import Path
 
@@ -79,33 +77,25 @@ def figure(times: dict[str, float], baseline_rows: set[str], host: str, path: st
     ax.set_title(f"dvc repro: {sum(times.values()) / 60:.1f} min in the stages, each as last executed ({host})",
                  fontsize=8)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[g]) for g in groups]
-    ax.legend(handles, [f"{g}: {m:.1f} min" for g, m in groups.items()], fontsize=7, loc="center right")  # beside the short ablation bars
+    # centre right: beside the short ablation bars
+    ax.legend(handles, [f"{g}: {m:.1f} min" for g, m in groups.items()], fontsize=7, loc="center right")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     import torch
 
     from vqe.config import load_params
+    from vqe.release import hardware
 
     times = stage_seconds()
     rows = set(load_params("params.yaml").baselines.rows)
     # Each notebook records the time of the run that last executed it: after a full `dvc repro` on one host that
     # is this host's run, after partial runs it mixes hosts. Say which host read them, not which ran them.
-    host = f"read on {cpu_name()}, {os.cpu_count()} cores, torch {torch.get_num_threads()} threads"
+    host = f"read on {hardware()}, {torch.get_num_threads()} threads"
     groups = group_minutes(times, rows)
     write_json("results/benchmarks/stage_times.json", {
         "host": host, "note": "papermill durations of results/notebooks: each stage as last executed",

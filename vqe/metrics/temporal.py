@@ -64,7 +64,7 @@ def _greys(frames: np.ndarray) -> list[np.ndarray]:
 
 
 def _farneback_all(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-    """Farneback over many pairs, two at a time: OpenCV releases the GIL and one flow keeps about one
+    """Farneback over many pairs, `FLOW_THREADS` at a time: OpenCV releases the GIL and one flow keeps about one
     core busy, so each core computes its own; the flows are the same as one by one."""
     if len(pairs) < 2:
         return [farneback(a, b) for a, b in pairs]
@@ -84,10 +84,10 @@ def flow_pair(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(`flows(frames)`, `flows(frames, backward=True)`), computed together (one pool for both)."""
     g = _greys(check_frames(frames))
     fwd = list(zip(g[:-1], g[1:]))
-    out = _farneback_all(fwd + [(b, a) for a, b in fwd])
     if not fwd:
         empty = np.zeros((0, *frames.shape[1:3], 2), np.float32)
         return empty, empty
+    out = _farneback_all(fwd + [(b, a) for a, b in fwd])
     return np.stack(out[:len(fwd)]), np.stack(out[len(fwd):])
 
 
