@@ -10,7 +10,7 @@ state over the unadapted model, and the hold-out and true curves side by side. R
         [--lpips 0.05]
 
 `--clip` names any clip with encodes in the manifest (the test clip, or a val clip); `--lpips W` adapts on
-L1 + W x LPIPS-alex, its hold-out keeping the state of lowest LPIPS (`vqe.adapt`). The true LPIPS is reported beside PSNR.
+L1 + W x LPIPS-alex, its hold-out keeping the state of lowest LPIPS (`vqe.inference.adapt`). The true LPIPS is reported beside PSNR.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vqe.adapt import adapt, input_bpp
-from vqe.atomic import write_json
 from vqe.config import load_params
 from vqe.data.manifest import Manifest
-from vqe.enhance import restore_span
-from vqe.evaluate import eval_runs
+from vqe.evaluation.evaluate import eval_runs
+from vqe.inference.adapt import adapt, input_bpp
+from vqe.inference.enhance import restore_span
 from vqe.metrics.fidelity import psnr
 from vqe.metrics.perceptual import lpips_clip
-from vqe.models import load_model
+from vqe.models.build import load_model
+from vqe.util.atomic import write_json
 
 
 def main() -> None:

@@ -13,15 +13,16 @@ import argparse
 import os
 import platform
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from vqe.atomic import write_json
 from vqe.config import load_params
 from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
-from vqe.train.baseline import baseline_phase, build_baseline, pqf_training
+from vqe.train.baseline import baseline_phase, build_baseline
+from vqe.util.atomic import write_json
 
 
 def timed_steps(phase, data: TrainPatches, batch: int, iters: int, first: int) -> float:
@@ -41,7 +42,7 @@ def time_row(params, name: str, iters: int) -> dict:
     model = build_baseline(params, name).train()
     phase, _, _ = baseline_phase(name, params.baselines.systems[name], model, cfg, torch.device("cpu"))
     manifest = Manifest.load(params.synth.out_dir)
-    side = pqf_training(model, manifest, params.seed)[0] if getattr(model, "needs_side", False) else None
+    side = model.training_side(manifest, params.seed)[0] if getattr(model, "needs_side", False) else None
     data = TrainPatches(manifest, "train", model.n, cfg.patch, low_res=True, seed=0, frames_out=cfg.frames,
                         side=side)
     # the warm-up (or SUPERVEGAN's first phase) runs fewer terms than the rest: time both kinds of iteration
@@ -62,7 +63,7 @@ def time_stage_a(params, iters: int) -> float:
 
     cfg = params.stage_a.train
     torch.manual_seed(params.seed)
-    model = StageA(params.stage_a.model, scale=params.synth.scale).train()
+    model = StageA(**asdict(params.stage_a.model), scale=params.synth.scale).train()
     phase, _, _ = stage_a_phase(model, cfg, torch.device("cpu"))
     data = TrainPatches(Manifest.load(params.synth.out_dir), "train", model.n, cfg.patch, low_res=True, seed=0)
     return timed_steps(phase, data, cfg.batch, iters, 1)

@@ -13,9 +13,10 @@ import time
 
 import torch
 
-from vqe.atomic import write_json
-from vqe.bench import bench_frames, environment, time_forward, windows
-from vqe.models import load_model
+from vqe.inference.bench import environment, time_forward, windows
+from vqe.inference.export import bench_frames
+from vqe.models.build import load_model
+from vqe.util.atomic import write_json
 
 
 def frames_per_second(fn, x: torch.Tensor, repeats: int) -> float:

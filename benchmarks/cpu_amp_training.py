@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 
 import vqe.train.stage_a as stage_a
-from vqe.atomic import write_json
 from vqe.config import load_params
-from vqe.enhance import cpu_bf16
+from vqe.inference.enhance import cpu_bf16
 from vqe.release import hardware
-from vqe.scaling import read_curve, test_span_scores
+from vqe.studies.scaling import read_curve
+from vqe.train.validate import test_span_scores
+from vqe.util.atomic import write_json
 
 
 def train(amp: str, params_file: str = "params.yaml") -> dict:

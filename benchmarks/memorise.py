@@ -15,24 +15,25 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vqe.atomic import write_json
 from vqe.config import load_params
 from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
-from vqe.errors import VQEError
-from vqe.fetch import sha256sum
 from vqe.models.fast import FastRestorer
-from vqe.models.generator import Generator
 from vqe.models.stage_a import StageA
+from vqe.models.stage_b import Generator
 from vqe.release import hardware
-from vqe.scaling import recipe_params
+from vqe.studies.scaling import recipe_params
 from vqe.train.validate import Validator
+from vqe.util.atomic import write_json
+from vqe.util.errors import VQEError
+from vqe.util.fetch import sha256sum
 
 FRAMES = 8
 
@@ -42,11 +43,11 @@ def architectures(params) -> dict[str, torch.nn.Module]:
     recipe of the scaling study (`scaling.recipes`, e.g. the paper's PCD/RRDB one and a smaller stack), the
     two-stage generator and the fast restorer."""
     scale = params.synth.scale
-    models = {"stage_a_main": StageA(params.stage_a.model, scale=scale),  # the profile's own (recipe `main`)
-              **{f"stage_a_{name}": StageA(recipe_params(params, name).stage_a.model, scale=scale)
+    models = {"stage_a_main": StageA(**asdict(params.stage_a.model), scale=scale),  # the profile's own (recipe `main`)
+              **{f"stage_a_{name}": StageA(**asdict(recipe_params(params, name).stage_a.model), scale=scale)
                  for name in params.scaling.recipes}}
-    return {**models, "generator": Generator(params.stage_a.model, params.stage_b.model, scale=scale),
-            "fast": FastRestorer(params.nogan_fast.model, scale=scale)}
+    return {**models, "generator": Generator(stage_a=asdict(params.stage_a.model), stage_b=asdict(params.stage_b.model), scale=scale),
+            "fast": FastRestorer(**asdict(params.nogan_fast.model), scale=scale)}
 
 
 def one_clip(manifest: Manifest, clip: str, kbps: float) -> Manifest:

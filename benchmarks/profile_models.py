@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from vqe.config import compose, params_from_dict
-from vqe.models import build_model, save_model
+from vqe.models.build import build_model, save_model
 
 
 def main() -> None:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from vqe.atomic import write_json
 from vqe.config import Params, load_params
 from vqe.data.manifest import Manifest
-from vqe.evaluate import evaluate_methods, method_by_name
+from vqe.evaluation.evaluate import evaluate_methods, method_by_name
+from vqe.util.atomic import write_json
 
 
 def time_evaluation(method: str, params: Params, manifest: Manifest) -> dict:

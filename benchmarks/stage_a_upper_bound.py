@@ -28,13 +28,13 @@ from torch.utils.data import Dataset
 from vqe.config import load_params
 from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
-from vqe.errors import VQEError
-from vqe.fetch import sha256sum
 from vqe.models.stage_a import StageA
 from vqe.train import checkpoint, distributed
 from vqe.train.loop import fit
 from vqe.train.stage_a import stage_a_phase
 from vqe.train.validate import Validator
+from vqe.util.errors import VQEError
+from vqe.util.fetch import sha256sum
 
 HELD_OUT = 48  # frames 0..47 are held out for scoring; training uses the later frames
 EMA_DECAY = 0.995  # when stage_a.train.ema is 0: the benchmark always reports the EMA weights too
@@ -84,7 +84,7 @@ def main() -> None:
     dist = distributed.setup(cfg.device)
     try:
         torch.manual_seed(p.seed)
-        model = StageA(mc, scale=p.synth.scale).to(dist.device)
+        model = StageA(**asdict(mc), scale=p.synth.scale).to(dist.device)
         phase, final, describe = stage_a_phase(model, cfg, dist.device)
         phase.name = "stage_a_upper_bound"
         validator = Validator(held_out_view(m, args.clip, args.held_out), mc.n, low_res=low_res,

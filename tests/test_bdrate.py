@@ -8,8 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vqe.errors import VQEError
-from vqe.bdrate import bd_rate, bdrate_table, equivalency_table, equivalent_kbps, load_rd, overlap
+from vqe.evaluation.bdrate import (
+    bd_rate,
+    bdrate_table,
+    equivalency_table,
+    equivalent_kbps,
+    load_rd,
+    overlap,
+)
+from vqe.util.errors import VQEError
 
 # JCTVC-E137 (HEVC common test conditions' BD-rate sheet), as used by Netflix's VMAF tests:
 # -0.465215420752807 % with PCHIP.

@@ -1,4 +1,4 @@
-"""`vqe bench` (vqe.bench): FLOPs counted by hand, the pass-through baseline, precisions, memory, and one real
+"""`vqe bench` (vqe.inference.bench): FLOPs counted by hand, the pass-through baseline, precisions, memory, and one real
 run of the released fast restorer whose numbers must agree with each other."""
 
 from __future__ import annotations
@@ -10,10 +10,22 @@ import numpy as np
 import pytest
 import torch
 
-from vqe.bench import (BenchConfig, PassThrough, PeakMemory, bench, bench_frames, count_flops, markdown,
-                       matmul_rates, roofline, summary_rows, supported_dtypes, windows)
 from vqe.cli import main
-from vqe.errors import VQEError
+from vqe.inference.bench import (
+    BenchConfig,
+    PassThrough,
+    PeakMemory,
+    bench,
+    count_flops,
+    markdown,
+    matmul_rates,
+    roofline,
+    summary_rows,
+    supported_dtypes,
+    windows,
+)
+from vqe.inference.export import bench_frames
+from vqe.util.errors import VQEError
 
 RELEASED_FAST = "models/release/nogan_fast.pt"
 

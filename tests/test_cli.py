@@ -15,7 +15,7 @@ import vqe.cli as cli
 from vqe.cli import main, parse_args
 from vqe.data.codec import EncodeSettings, encode
 from vqe.data.video import probe, read_video
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,7 +126,7 @@ def test_crf_is_checked_against_the_codec(capsys, command, codec, crf, ok):
 
 
 def test_the_library_checks_crf_too():
-    from vqe.enhance import encoder_options
+    from vqe.inference.enhance import encoder_options
 
     assert encoder_options("libvpx-vp9", 63, "medium")["crf"] == "63"
     for codec, crf in (("libx264", 52), ("libx264", -1), ("libsvtav1", 64), ("libx264", 18.5)):
@@ -249,16 +249,14 @@ def test_degrade_replaces_an_existing_output_only_when_told(tmp_path, small_vide
 
 
 def test_degrade_that_fails_late_leaves_no_side_file(tmp_path, small_video, monkeypatch, capsys):
-    import vqe.data.codec as codec
-
-    real = codec.encode
+    real = cli.encode
 
     def failing(frames, path, settings):
         if not str(path).endswith(".stream.mkv"):
             raise VQEError("disk on fire")
         return real(frames, path, settings)
 
-    monkeypatch.setattr(codec, "encode", failing)
+    monkeypatch.setattr(cli, "encode", failing)  # the encode `vqe degrade` calls
     assert run(["degrade", str(small_video), "-o", str(tmp_path / "out.mp4"), "--crf", "30"]) == 2
     assert "disk on fire" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["a.mp4"]
@@ -295,7 +293,7 @@ def test_train_runs_a_baseline_row_by_its_id(tmp_path, smoke_manifest, capsys):
     import yaml
 
     from vqe.config import compose
-    from vqe.models import load_model
+    from vqe.models.build import load_model
 
     data = compose("smoke", ROOT / "conf")
     data["synth"]["out_dir"] = str(smoke_manifest.root)

@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,8 +5,8 @@ import pytest
 from vqe.data.codec import EncodeSettings, encode, encode_at_rate, frame_packets
 from vqe.data.degrade import downscale, encode_decode, upscale
 from vqe.data.video import read_video
-from vqe.errors import VQEError
 from vqe.metrics.fidelity import psnr
+from vqe.util.errors import VQEError
 
 
 @pytest.fixture(scope="module")

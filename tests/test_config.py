@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from vqe.config import compose, load_params, params_from_dict
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
-from vqe.bench import bench_frames
 from vqe.config import compose, params_from_dict
-from vqe.enhance import enhance_frames
-from vqe.models import load_model
-from vqe.models.dcn import deform_conv2d
+from vqe.inference.enhance import enhance_frames
+from vqe.inference.export import bench_frames
+from vqe.models.build import load_model
+from vqe.models.parts.dcn import deform_conv2d
 from vqe.models.stage_a import StageA
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA only (benchmarks/gpu_check.sh)")
@@ -49,7 +50,7 @@ def test_mixed_precision_training_steps_stay_finite(amp):
     params = params_from_dict(compose("smoke"))
     cfg = dataclasses.replace(params.stage_a.train, amp=amp, device="cuda")
     torch.manual_seed(0)
-    model = StageA(params.stage_a.model, scale=params.synth.scale).to(CUDA)
+    model = StageA(**asdict(params.stage_a.model), scale=params.synth.scale).to(CUDA)
     phase, _, describe = stage_a_phase(model, cfg, CUDA)
     n, p = params.stage_a.model.n, cfg.patch
     lq_size = p // params.synth.scale if params.stage_a.model.mode == "sra" else p

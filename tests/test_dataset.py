@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vqe.data.dataset import TrainPatches, window_indices
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 
 def test_window_indices_replicate_edges():

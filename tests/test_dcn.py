@@ -9,8 +9,12 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d as tv_deform_conv2d
 
-from vqe.models import dcn
-from vqe.models.dcn import ModulatedDeformConv2d, deform_conv2d, deform_conv2d_torch
+from vqe.models.parts import dcn
+from vqe.models.parts.dcn import (
+    ModulatedDeformConv2d,
+    deform_conv2d,
+    deform_conv2d_torch,
+)
 
 F64 = torch.float64
 
@@ -149,7 +153,7 @@ def test_module_at_init_is_half_a_plain_conv():
 def test_module_warns_on_large_offsets(caplog):
     m = ModulatedDeformConv2d(8, 8, offset_groups=2, offset_warn=50.0)
     x = torch.randn(1, 8, 6, 6)
-    with caplog.at_level(logging.WARNING, logger="vqe.models.dcn"):
+    with caplog.at_level(logging.WARNING, logger="vqe.models.parts.dcn"):
         m(x, x)
         assert not caplog.records
         with torch.no_grad():

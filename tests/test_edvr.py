@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vqe.models import build_model, load_model, save_model
+from vqe.models.build import build_model, load_model, save_model
 from vqe.models.edvr import EDVR, TSAFusion
-from vqe.upscale import bicubic_up
+from vqe.util.upscale import bicubic_up
 
 SMALL = dict(channels=8, front_blocks=1, back_blocks=1, groups=4)
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sys
-import types
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,9 +21,8 @@ from scipy.ndimage import gaussian_filter
 from vqe.cli import main
 from vqe.data.codec import EncodeSettings, encode
 from vqe.data.video import probe, read_video
-from vqe.enhance import default_batch, enhance_frames, enhance_video
-from vqe.errors import VQEError
-
+from vqe.inference.enhance import default_batch, enhance_frames, enhance_video
+from vqe.util.errors import VQEError
 
 # ---------------------------------------------------------------- stand-in models
 
@@ -149,12 +146,9 @@ def clip_mp4(tmp_path_factory, clip) -> Path:
 
 @pytest.fixture
 def fake_models(monkeypatch):
-    """`vqe.models.load_model` replaced by a stand-in (the module is faked if it cannot be imported)."""
-    try:
-        import vqe.models as module
-    except ImportError:
-        module = types.ModuleType("vqe.models")
-        monkeypatch.setitem(sys.modules, "vqe.models", module)
+    """The `load_model` that `vqe enhance` calls (`vqe.inference.export.load_any`'s) replaced by a stand-in."""
+    import vqe.inference.export as module
+
     state = {"model": Pick(n=1), "calls": []}
 
     def load_model(path, device="cpu"):
@@ -202,7 +196,7 @@ def test_equals_direct_per_window_computation_for_any_batch():
 
 @pytest.mark.parametrize("start,count", [(0, 3), (2, 4), (6, 3), (0, 9)])
 def test_a_span_is_restored_exactly_as_in_the_whole_clip(start, count):
-    from vqe.enhance import restore_span
+    from vqe.inference.enhance import restore_span
 
     frames = textured(9, 16, 24, seed=2)
     model = Weighted([0.05, 0.1, 0.5, 0.15, 0.2])
@@ -515,24 +509,24 @@ def test_enhance_video_refuses_to_write_over_its_input(tmp_path, clip_mp4):
 
 
 def test_amp_on_the_cpu_is_bf16_close_to_fp32_or_a_clear_error(monkeypatch):
-    import vqe.enhance
-    from vqe.bench import bench_frames
-    from vqe.models import load_model
+    import vqe.inference.enhance
+    from vqe.inference.export import bench_frames
+    from vqe.models.build import load_model
 
     model = load_model("models/release/nogan_fast.pt")
     frames = bench_frames(64, 48, 3)
-    if vqe.enhance.cpu_bf16():
+    if vqe.inference.enhance.cpu_bf16():
         fp32 = np.stack(list(enhance_frames(model, frames, batch=1))).astype(int)
         bf16 = np.stack(list(enhance_frames(model, frames, batch=1, amp=True)))
         diff = np.abs(fp32 - bf16)
         assert 0 < diff.max() <= 8 and diff.mean() < 0.5  # bf16 really ran, and stayed near fp32
-    monkeypatch.setattr(vqe.enhance, "cpu_bf16", lambda: False)
+    monkeypatch.setattr(vqe.inference.enhance, "cpu_bf16", lambda: False)
     with pytest.raises(VQEError, match="no bf16 support.*without --amp"):
         enhance_frames(model, frames, amp=True)
 
 
 def test_enhance_compile_gives_the_eager_frames(tmp_path):
-    from vqe.bench import bench_frames
+    from vqe.inference.export import bench_frames
 
     clip = tmp_path / "in.mkv"
     encode(bench_frames(64, 48, 5), clip, EncodeSettings(crf=18))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vqe.models import build_model, load_model, save_model
+from vqe.models.build import build_model, load_model, save_model
 from vqe.models.esrgan_dncnn import DnCNN, ESRGANDnCNN
 
 SMALL = dict(blocks=1, channels=8, growth=4, dncnn_depth=3, dncnn_channels=8)

@@ -1,4 +1,4 @@
-"""`vqe export` (vqe.export): ONNX files that onnxruntime runs to PyTorch's numbers on real frames, for the fast
+"""`vqe export` (vqe.inference.export): ONNX files that onnxruntime runs to PyTorch's numbers on real frames, for the fast
 restorer, GAN-EVH and a PCD (deformable) Stage A; the onnxruntime model inside `vqe enhance` and `vqe bench`."""
 
 from __future__ import annotations
@@ -11,15 +11,21 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from vqe.bench import BenchConfig, bench, bench_frames
 from vqe.cli import main
 from vqe.config import StageAModel
 from vqe.data.codec import EncodeSettings, encode
 from vqe.data.video import read_video
-from vqe.enhance import enhance_frames
-from vqe.errors import VQEError
-from vqe.export import TOLERANCE, OnnxModel, export_onnx, reference_windows
-from vqe.models import build_model, load_model, save_model
+from vqe.inference.bench import BenchConfig, bench
+from vqe.inference.enhance import enhance_frames
+from vqe.inference.export import (
+    TOLERANCE,
+    OnnxModel,
+    bench_frames,
+    export_onnx,
+    reference_windows,
+)
+from vqe.models.build import build_model, load_model, save_model
+from vqe.util.errors import VQEError
 
 W, H = 64, 48
 RELEASED = {"fast": "models/release/nogan_fast.pt", "gan_evh": "models/release/gan_evh.pt"}
@@ -88,9 +94,9 @@ def test_a_pcd_stage_a_exports_through_our_deformable_convolution(tmp_path):
 
 
 def test_bench_times_an_onnx_export_at_its_own_size_only(exported, monkeypatch):
-    import vqe.bench
+    import vqe.inference.bench
 
-    monkeypatch.setitem(vqe.bench.SIZES, "tiny", (W * 2, H * 2))
+    monkeypatch.setitem(vqe.inference.bench.SIZES, "tiny", (W * 2, H * 2))
     cfg = BenchConfig(sizes=("tiny", "360p"), device="cpu", dtypes=("fp32", "bf16"), batches=(1,), frames=2,
                       repeats=1, enhance=False)
     model = bench([str(exported["fast"][1])], cfg)["models"][0]

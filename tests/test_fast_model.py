@@ -9,13 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-
 from conftest import profile_params
+
 from vqe.config import FastModel, params_from_dict
-from vqe.errors import VQEError
-from vqe.models import load_model, save_model
+from vqe.models.build import load_model, save_model
 from vqe.models.fast import FastRestorer, checkpoint_name
-from vqe.upscale import bicubic_up
+from vqe.util.errors import VQEError
+from vqe.util.upscale import bicubic_up
 
 
 def fast_model(**kw) -> FastModel:
@@ -24,7 +24,7 @@ def fast_model(**kw) -> FastModel:
 
 
 def bicubic(frame: torch.Tensor, scale: int) -> torch.Tensor:
-    """The repository's bicubic (vqe.upscale, itself checked against torch's in tests/test_upscale.py)."""
+    """The repository's bicubic (vqe.util.upscale, itself checked against torch's in tests/test_upscale.py)."""
     return bicubic_up(frame, scale)
 
 
@@ -51,20 +51,20 @@ def fake_checkpoint(hub, value: float = 0.5):
 ])
 def test_shapes_on_odd_sizes(scale, b, h, w):
     torch.manual_seed(0)
-    model = FastRestorer(fast_model(), scale=scale)
+    model = FastRestorer(**asdict(fast_model()), scale=scale)
     out = model(torch.rand(b, 1, 3, h, w))
     assert out.shape == (b, 3, h * scale, w * scale)
     assert (model.arch, model.n, model.scale) == ("fast", 0, scale)
 
 
 def test_video_frame_size_in_inference():
-    model = FastRestorer(fast_model(), scale=1).eval()
+    model = FastRestorer(**asdict(fast_model()), scale=1).eval()
     with torch.inference_mode():
         assert model(torch.rand(1, 1, 3, 180, 320)).shape == (1, 3, 180, 320)
 
 
 def test_skips_are_the_last_block_at_each_stride():
-    model = FastRestorer(fast_model()).eval()
+    model = FastRestorer(**asdict(fast_model())).eval()
     x = torch.rand(1, 3, 64, 64)
     sizes = []
     with torch.no_grad():
@@ -81,13 +81,13 @@ def test_skips_are_the_last_block_at_each_stride():
 def test_untrained_model_returns_its_bicubic_base_exactly(scale):
     torch.manual_seed(0)
     x = torch.rand(2, 1, 3, 21, 35)
-    for model in (FastRestorer(fast_model(), scale=scale), FastRestorer(fast_model(), scale=scale).eval()):
+    for model in (FastRestorer(**asdict(fast_model()), scale=scale), FastRestorer(**asdict(fast_model()), scale=scale).eval()):
         assert torch.equal(model(x), bicubic(x[:, 0], scale))
 
 
 def test_a_few_sgd_steps_change_the_output_and_lower_the_loss():
     torch.manual_seed(0)
-    model = FastRestorer(fast_model(channels=8), scale=2)
+    model = FastRestorer(**asdict(fast_model(channels=8)), scale=2)
     x, target = torch.rand(2, 1, 3, 32, 32), torch.rand(2, 3, 64, 64)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     losses = []
@@ -108,12 +108,12 @@ def test_a_few_sgd_steps_change_the_output_and_lower_the_loss():
 @pytest.mark.parametrize("shape", [(1, 3, 3, 16, 16), (1, 3, 16, 16), (1, 1, 1, 16, 16), (1, 1, 4, 16, 16)])
 def test_wrong_input_shape_is_a_value_error(shape):
     with pytest.raises(ValueError, match=r"\(B, 1, 3, h, w\)"):
-        FastRestorer(fast_model())(torch.rand(shape))
+        FastRestorer(**asdict(fast_model()))(torch.rand(shape))
 
 
 def test_save_load_round_trip(tmp_path, monkeypatch):
     torch.manual_seed(0)
-    model = FastRestorer(fast_model(channels=16, encoder_weights="imagenet"), scale=2)
+    model = FastRestorer(**asdict(fast_model(channels=16, encoder_weights="imagenet")), scale=2)
     with torch.no_grad():
         model.conv_last.weight.normal_(0, 0.1)  # a non-trivial residual
     model(torch.rand(2, 1, 3, 32, 32))  # one train-mode pass moves the BatchNorm running stats
@@ -139,19 +139,19 @@ def test_constructor_never_touches_the_hub(monkeypatch):
         raise AssertionError("the constructor must not look for (or download) weights")
 
     monkeypatch.setattr(torch.hub, "get_dir", boom)
-    FastRestorer(fast_model(encoder_weights="imagenet"))
+    FastRestorer(**asdict(fast_model(encoder_weights="imagenet")))
 
 
 def test_scratch_loads_nothing(hub):
     fake_checkpoint(hub)
-    model = FastRestorer(fast_model(encoder_weights="scratch"))
+    model = FastRestorer(**asdict(fast_model(encoder_weights="scratch")))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     assert model.load_encoder_weights() == "scratch"
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_imagenet_without_the_file_names_it(hub):
-    model = FastRestorer(fast_model(encoder_weights="imagenet"))
+    model = FastRestorer(**asdict(fast_model(encoder_weights="imagenet")))
     with pytest.raises(VQEError, match=str(hub / checkpoint_name("small"))):
         model.load_encoder_weights()
 
@@ -164,12 +164,12 @@ def test_auto_is_not_a_choice(hub):
         params_from_dict(raw)
     fake_checkpoint(hub)
     with pytest.raises(VQEError, match="encoder_weights"):
-        FastRestorer(fast_model(encoder_weights="auto")).load_encoder_weights()
+        FastRestorer(**asdict(fast_model(encoder_weights="auto"))).load_encoder_weights()
 
 
 def test_imagenet_checkpoint_on_disk_is_loaded(hub):
     state = fake_checkpoint(hub)
-    model = FastRestorer(fast_model(encoder_weights="imagenet"))
+    model = FastRestorer(**asdict(fast_model(encoder_weights="imagenet")))
     name = checkpoint_name("small")
     assert name == torchvision.models.MobileNet_V3_Small_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
     result = model.load_encoder_weights()
@@ -184,12 +184,12 @@ def test_imagenet_checkpoint_on_disk_is_loaded(hub):
 def test_foreign_checkpoint_is_a_vqe_error(hub):
     torch.save({"features.0.0.weight": torch.zeros(1)}, hub / checkpoint_name("small"))
     with pytest.raises(VQEError, match="not a MobileNetV3-small checkpoint"):
-        FastRestorer(fast_model(encoder_weights="imagenet")).load_encoder_weights()
+        FastRestorer(**asdict(fast_model(encoder_weights="imagenet"))).load_encoder_weights()
 
 
 def test_large_encoder_runs_at_scale_2(hub):
     torch.manual_seed(0)
-    model = FastRestorer(fast_model(encoder="large", encoder_weights="imagenet"), scale=2)
+    model = FastRestorer(**asdict(fast_model(encoder="large", encoder_weights="imagenet")), scale=2)
     x = torch.rand(1, 1, 3, 32, 32)
     out = model(x)
     assert out.shape == (1, 3, 64, 64)
@@ -200,5 +200,5 @@ def test_large_encoder_runs_at_scale_2(hub):
 
 
 def test_small_model_is_small():
-    params = sum(p.numel() for p in FastRestorer(fast_model(channels=32), scale=2).parameters())
+    params = sum(p.numel() for p in FastRestorer(**asdict(fast_model(channels=32)), scale=2).parameters())
     assert params < 2_500_000

@@ -13,13 +13,30 @@ import pytest
 from matplotlib.patches import FancyBboxPatch, Rectangle
 from matplotlib.text import Annotation
 
-import vqe.figures
-from vqe.bdrate import RATE
-from vqe.figures import (RD_PANELS, ablation_bars, architecture, bitrate_equivalency, codec_rd, frame_strip,
-                         gan_nogan_curves, gan_vs_nogan, loss_spread, moving_row, nogan_time_to_gan_lpips,
-                         perception_distortion, rd_curves, resilience, temporal_profile)
-from vqe.models.generator import Generator
-from vqe.report import display_name
+import vqe.reporting.curves
+import vqe.reporting.figures
+from vqe.evaluation.bdrate import RATE
+from vqe.evaluation.report import display_name
+from vqe.models.stage_b import Generator
+from vqe.reporting.curves import (
+    gan_nogan_curves,
+    gan_vs_nogan,
+    loss_spread,
+    nogan_time_to_gan_lpips,
+)
+from vqe.reporting.figures import (
+    RD_PANELS,
+    ablation_bars,
+    architecture,
+    bitrate_equivalency,
+    codec_rd,
+    frame_strip,
+    moving_row,
+    perception_distortion,
+    rd_curves,
+    resilience,
+    temporal_profile,
+)
 
 
 def _live(root: Path, metrics: dict[str, list[tuple[int, float]]]) -> Path:
@@ -39,8 +56,9 @@ def _rd():
 
 def _captured(monkeypatch) -> list:
     """Figures handed to `save`, kept open for inspection (and still written)."""
-    figs, real = [], vqe.figures.save
-    monkeypatch.setattr(vqe.figures, "save", lambda fig, path: (figs.append(fig), real(fig, path))[1])
+    figs, real = [], vqe.reporting.figures.save
+    for module in (vqe.reporting.figures, vqe.reporting.curves):
+        monkeypatch.setattr(module, "save", lambda fig, path: (figs.append(fig), real(fig, path))[1])
     return figs
 
 
@@ -102,8 +120,8 @@ def test_loss_spread_is_the_std_after_the_warmup(tmp_path):
 
 def test_gan_vs_nogan_places_sub_phases_on_one_time_axis(tmp_path, monkeypatch):
     figs, boxes = _captured(monkeypatch), []
-    real_boxplot = vqe.figures.sns.boxplot
-    monkeypatch.setattr(vqe.figures.sns, "boxplot",
+    real_boxplot = vqe.reporting.curves.sns.boxplot
+    monkeypatch.setattr(vqe.reporting.curves.sns, "boxplot",
                         lambda data, **kw: (boxes.append(data.copy()), real_boxplot(data=data, **kw))[1])
     gan = _live(tmp_path / "gan", {"val/lpips": [(2, 0.3), (4, 0.28)], "val/psnr": [(2, 30.0), (4, 30.5)],
                                    "train/loss_d": [(2, 7.0), (3, 1.0), (4, 1.2)],
@@ -147,7 +165,7 @@ def test_gan_vs_nogan_places_sub_phases_on_one_time_axis(tmp_path, monkeypatch):
 
 
 def test_validation_times_are_measured_or_estimated(tmp_path):
-    from vqe.figures import _validation_over_time
+    from vqe.reporting.curves import _validation_over_time
 
     measured = _live(tmp_path / "m", {"val/lpips": [(5, 0.25)], "val/psnr": [(5, 29.0)], "val/seconds": [(5, 9.0)]})
     assert _validation_over_time(measured, 12.0, None)["seconds"].tolist() == [21.0]
@@ -206,7 +224,7 @@ def test_architecture_boxes_carry_the_generator_configuration(tmp_path, monkeypa
                 extract_blocks=3, channels=8, blocks=2, growth=4, attention=True)
     b = replace(smoke_params.stage_b.model, enabled=True, channels=6, blocks=1)
     disc = asdict(replace(smoke_params.stage_b.disc, kinds=["spatial", "temporal"], channels=16, layers=3))
-    gen = Generator(a, b, scale=2)
+    gen = Generator(stage_a=asdict(a), stage_b=asdict(b), scale=2)
     assert architecture(gen.config, gen.scale, disc, tmp_path / "a.png").stat().st_size > 10_000
     labels, arrows, xs = _architecture_labels(figs[0])
     assert labels == [
@@ -218,13 +236,13 @@ def test_architecture_boxes_carry_the_generator_configuration(tmp_path, monkeypa
         "relativistic average loss (phase 2 only)"]
     assert arrows == 8 and xs[:9] == sorted(xs[:9])  # the nine stages left to right, chained by arrows
     # Stage A alone, same resolution: no U-Net, a plain conv, the centre frame as the residual base
-    pp = Generator(replace(a, mode="pp", attention=False), replace(b, enabled=False), scale=1)
+    pp = Generator(stage_a=asdict(replace(a, mode="pp", attention=False)), stage_b=asdict(replace(b, enabled=False)), scale=1)
     architecture(pp.config, pp.scale, disc, tmp_path / "pp.png")
     labels, arrows, _ = _architecture_labels(figs[1])
     assert labels[4:7] == ["2 × RRDB\nno ECBAM, growth 4", "conv", "+ centre frame\n= Y^A (Stage A)"]
     assert len(labels) == 8 and arrows == 6 and not any("U-Net" in t for t in labels)
     # the low-resolution recipe: stacked frames, residual blocks, a pixel-shuffle tail
-    stack = Generator(replace(a, align="stack", block="residual", tail="shuffle"), b, scale=2)
+    stack = Generator(stage_a=asdict(replace(a, align="stack", block="residual", tail="shuffle")), stage_b=asdict(b), scale=2)
     architecture(stack.config, stack.scale, disc, tmp_path / "stack.png")
     labels, _, _ = _architecture_labels(figs[2])
     assert labels[1:4] == ["frames stacked\non channels\n3×3 conv → 8 ch", "2 × res. block\n+ ECBAM",

@@ -10,10 +10,18 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from vqe.models import build_model, load_model, save_model
-from vqe.models.galteri import (SIZES, Galteri, GalteriDiscriminator, adversarial_loss, disc_widths,
-                                discriminator_loss, macs_per_pixel, patch_probabilities)
-from vqe.upscale import bicubic_up
+from vqe.models.build import build_model, load_model, save_model
+from vqe.models.galteri import (
+    SIZES,
+    Galteri,
+    GalteriDiscriminator,
+    adversarial_loss,
+    disc_widths,
+    discriminator_loss,
+    macs_per_pixel,
+    patch_probabilities,
+)
+from vqe.util.upscale import bicubic_up
 
 TINY = dict(channels=8, blocks=2)
 
@@ -45,7 +53,7 @@ def test_trunk_runs_at_the_decoded_size_for_scale_2():
 
 def conv_macs_per_pixel(model: Galteri, h: int = 16, w: int = 20) -> float:
     """The generator's own multiply-adds per output pixel: the bicubic input (two small convolutions in
-    vqe.upscale) is not part of the network the formula describes, so it is counted apart and left out."""
+    vqe.util.upscale) is not part of the network the formula describes, so it is counted apart and left out."""
     x = torch.rand(1, 1, 3, h, w)
     with FlopCounterMode(display=False) as counter:
         model(x)

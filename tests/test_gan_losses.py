@@ -17,11 +17,17 @@ import torchvision
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from vqe import losses, weights
-from vqe.errors import VQEError
-from vqe.losses import (PerceptualLoss, flow_temporal_loss, input_flows, ping_pong_loss,
-                        relativistic_loss)
+from vqe import losses
+from vqe.losses import (
+    PerceptualLoss,
+    flow_temporal_loss,
+    input_flows,
+    ping_pong_loss,
+    relativistic_loss,
+)
 from vqe.metrics import fidelity
+from vqe.util import weights
+from vqe.util.errors import VQEError
 
 # --- helpers -----------------------------------------------------------------------------------
 

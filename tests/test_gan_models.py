@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import profile_params
 from torch import nn
 from torch.nn.utils import parametrize
 
-from conftest import profile_params
 from vqe.config import DiscModel
-from vqe.models.discriminator import PatchDiscriminator, build_discriminators, stack_frames
+from vqe.models.parts.discriminator import (
+    PatchDiscriminator,
+    build_discriminators,
+    stack_frames,
+)
 from vqe.models.stage_b import StageB
 
 TINY = replace(profile_params().stage_b.model, channels=16, blocks=2)
@@ -27,14 +31,14 @@ def test_untrained_stage_b_is_exactly_the_identity(h, w):
     """Zero-initialised last conv: R_B = 0, so Y = Y^A (eq. 6) for even and odd sizes."""
     torch.manual_seed(0)
     y = torch.rand(2, 3, h, w)
-    out = StageB(TINY)(y)
+    out = StageB(channels=TINY.channels, blocks=TINY.blocks)(y)
     assert out.shape == y.shape
     assert torch.equal(out, y)
 
 
 def test_stage_b_output_shape_once_trained_weights_are_non_zero():
     torch.manual_seed(0)
-    model = StageB(TINY)
+    model = StageB(channels=TINY.channels, blocks=TINY.blocks)
     with torch.no_grad():
         model.conv_last.weight.normal_(std=0.1)
     y = torch.rand(1, 3, 13, 18)
@@ -44,14 +48,14 @@ def test_stage_b_output_shape_once_trained_weights_are_non_zero():
 
 
 def test_stage_b_records_its_config():
-    model = StageB(TINY)
-    assert model.config == {"enabled": True, "channels": 16, "blocks": 2}
+    model = StageB(channels=TINY.channels, blocks=TINY.blocks)
+    assert model.config == {"channels": 16, "blocks": 2}
 
 
 def test_every_stage_b_parameter_learns():
     """Step 1 only moves the zero-initialised last conv; by step 3 every parameter has moved."""
     torch.manual_seed(0)
-    model = StageB(TINY)
+    model = StageB(channels=TINY.channels, blocks=TINY.blocks)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     opt = torch.optim.Adam(model.parameters(), 1e-2)
     x, y = torch.rand(1, 3, 12, 12), torch.rand(1, 3, 12, 12)
@@ -67,7 +71,7 @@ def test_every_stage_b_parameter_learns():
 
 def test_paper_sized_stage_b_parameter_count():
     """64 filters, 10 residual blocks at 128 channels: ~3.3M parameters, mostly in the blocks."""
-    model = StageB(replace(TINY, channels=64, blocks=10))
+    model = StageB(channels=64, blocks=10)
     assert 3.0e6 < n_params(model) < 3.6e6
     assert n_params(model.body) == 10 * 2 * (128 * 128 * 9 + 128)
 
@@ -139,13 +143,13 @@ def test_stack_frames_order_and_errors():
 
 @pytest.mark.parametrize("kinds", [["spatial"], ["spatial", "temporal"]])
 def test_build_discriminators(kinds):
-    ds = build_discriminators(DiscModel(kinds=kinds, channels=8, layers=2, spectral_norm=False))
+    ds = build_discriminators(**asdict(DiscModel(kinds=kinds, channels=8, layers=2, spectral_norm=False)))
     assert list(ds.keys()) == kinds
     assert ds["spatial"].net[0].in_channels == 3
     if "temporal" in kinds:
         assert ds["temporal"].net[0].in_channels == 9
     with pytest.raises(ValueError, match="unknown"):
-        build_discriminators(replace(profile_params().stage_b.disc, kinds=["spectral"]))
+        build_discriminators(**asdict(replace(profile_params().stage_b.disc, kinds=["spectral"])))
 
 
 def test_spectral_norm_is_applied_to_every_conv():

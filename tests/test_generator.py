@@ -3,15 +3,15 @@ temporal losses, the reversed (ping-pong) pass, save/load, and the "no Stage B" 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
-
 from conftest import profile_params
-from vqe.models import load_model, save_model
-from vqe.models.generator import from_stage_a, sequence_windows
+
+from vqe.models.build import load_model, save_model
 from vqe.models.stage_a import StageA
+from vqe.models.stage_b import from_stage_a, sequence_windows
 from vqe.train.amp import autocaster
 from vqe.train.gan import generate
 
@@ -22,14 +22,14 @@ B = replace(profile_params().stage_b.model, channels=4, blocks=1)
 
 def _trained_stage_a() -> StageA:
     torch.manual_seed(0)
-    model = StageA(A, scale=2)
+    model = StageA(**asdict(A), scale=2)
     torch.nn.init.normal_(model.conv_last.weight, std=0.01)  # not the identity any more
     return model.eval()
 
 
 def test_phase2_starts_from_stage_a_exactly():
     stage_a = _trained_stage_a()
-    gen = from_stage_a(stage_a, B).eval()
+    gen = from_stage_a(stage_a, asdict(B)).eval()
     x = torch.rand(2, 3, 3, 10, 12)
     with torch.no_grad():
         assert torch.equal(gen(x), stage_a(x))  # Stage B starts as the identity (zero last conv)
@@ -48,7 +48,7 @@ def test_sequence_windows_hold_each_frames_window():
 def test_generate_runs_every_window_and_the_reversed_centre_in_one_batch():
     """What phase 2 and NoGAN train on: one output per clip frame, and (ping-pong) the centre frame
     again from its time-reversed window."""
-    gen = from_stage_a(_trained_stage_a(), B).eval()
+    gen = from_stage_a(_trained_stage_a(), asdict(B)).eval()
     cpu = torch.device("cpu")
     lq, gt = torch.rand(2, 5, 3, 8, 8), torch.rand(2, 3, 3, 16, 16)  # n = 1: 3 output frames
     with torch.no_grad():
@@ -65,7 +65,7 @@ def test_generate_runs_every_window_and_the_reversed_centre_in_one_batch():
 
 
 def test_generator_round_trips_through_save_and_load(tmp_path):
-    gen = from_stage_a(_trained_stage_a(), B)
+    gen = from_stage_a(_trained_stage_a(), asdict(B))
     torch.nn.init.normal_(gen.stage_b.conv_last.weight, std=0.01)
     save_model(tmp_path / "g.pt", gen, meta={"profile": "test"})
     back = load_model(tmp_path / "g.pt")
@@ -77,7 +77,7 @@ def test_generator_round_trips_through_save_and_load(tmp_path):
 
 def test_without_stage_b_the_generator_is_stage_a():
     stage_a = _trained_stage_a()
-    gen = from_stage_a(stage_a, replace(B, enabled=False)).eval()
+    gen = from_stage_a(stage_a, asdict(replace(B, enabled=False))).eval()
     assert gen.stage_b is None
     x = torch.rand(1, 3, 3, 8, 8)
     with torch.no_grad():

@@ -12,14 +12,23 @@ import skimage.data
 import torch
 import torch.nn.functional as F
 
-from vqe.errors import VQEError
-from vqe.metrics import KEYS, Reference, bpp, measure
+from vqe.data.codec import bpp
+from vqe.metrics import reference
 from vqe.metrics.fidelity import ms_ssim, psnr, psnr_y, ssim, ssim_ms_ssim
+from vqe.metrics.flow import farneback, flow_pair, flows, warp
 from vqe.metrics.noref import niqe
+from vqe.metrics.panel import KEYS, Reference, measure
 from vqe.metrics.perceptual import lpips_clip, lpips_model
-from vqe.metrics.temporal import (TemporalReference, farneback, flow_pair, flows, tlp, tof, tpsnr, tpsnr_tssim, tssim,
-                                 warp)
+from vqe.metrics.temporal import (
+    TemporalReference,
+    tlp,
+    tof,
+    tpsnr,
+    tpsnr_tssim,
+    tssim,
+)
 from vqe.metrics.vmaf import vmaf
+from vqe.util.errors import VQEError
 
 
 def grey_rgb(img: np.ndarray) -> np.ndarray:
@@ -98,7 +107,9 @@ def reference_ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     as 0 and channels are averaged at the end (the convention of pytorch-msssim, which we use). Sides
     must be multiples of 16, where 2x2 mean pooling needs no padding.
     """
-    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
+    from torchmetrics.functional.image import (
+        structural_similarity_index_measure as tm_ssim,
+    )
 
     assert a.shape == b.shape and a.shape[0] % 16 == 0 and a.shape[1] % 16 == 0
     crop = (11 - 1) // 2
@@ -153,11 +164,13 @@ def test_ssim_and_ms_ssim_in_one_pass_equal_pytorch_msssims_two():
 
 def test_lpips_matches_an_independent_implementation(model):
     """Against torchmetrics' LPIPS (its own scaling layer, unit normalisation and copy of the v0.1 linear
-    layers; only the AlexNet checkpoint, which `vqe.weights` provisions, is shared): they agree to
+    layers; only the AlexNet checkpoint, which `vqe.util.weights` provisions, is shared): they agree to
     float32 rounding. (Checked once by hand, not here since the lpips wheel does not ship them: on the
     lpips repository's imgs/ex_ref.png against ex_p0.png and ex_p1.png ours gives 0.722 and 0.138, the
     distances its test_network.py prints with the v0.1 AlexNet weights.)"""
-    from torchmetrics.functional.image import learned_perceptual_image_patch_similarity as tm_lpips
+    from torchmetrics.functional.image import (
+        learned_perceptual_image_patch_similarity as tm_lpips,
+    )
 
     ast = skimage.data.astronaut()[None]
     assert lpips_clip(ast, ast, model)[0][0] == 0.0
@@ -183,8 +196,6 @@ def test_lpips_clip_equals_the_lpips_forward(model):
 
 def test_reference_keeps_the_gt_features_and_scores_as_without_them(model, monkeypatch):
     """A Reference computes the GT's backbone pass once; every score equals the uncached one."""
-    import vqe.metrics as metrics
-
     gt = panning_clip(7, size=(96, 128))
     out = noisy(gt, 12)
     ref = Reference(gt, device="cpu", batch_size=3)
@@ -192,13 +203,14 @@ def test_reference_keeps_the_gt_features_and_scores_as_without_them(model, monke
     cached = measure(out, ref, vmaf=False)
     expected = lpips_clip(out, gt, model, 3)
     assert cached["lpips"] == pytest.approx(float(expected[0].mean()), abs=0)
-    monkeypatch.setattr(metrics, "GT_FEATURES_MAX_BYTES", 0)  # too big to keep: recomputed per output
+    monkeypatch.setattr(reference, "GT_FEATURES_MAX_BYTES", 0)  # too big to keep: recomputed per output
     fresh = Reference(gt, device="cpu", batch_size=3)
     assert fresh.lpips_features is None
     uncached = measure(out, fresh, vmaf=False)
     for k in cached:
         assert cached[k] == uncached[k] or (math.isnan(cached[k]) and math.isnan(uncached[k])), k
     np.testing.assert_array_equal(ref.temporal.lpips_steps, TemporalReference.build(gt, model, 3).lpips_steps)
+    np.testing.assert_array_equal(ref.lpips_steps, ref.temporal.lpips_steps)  # tLP's target, without the flows
 
 
 def test_gt_features_batched_unlike_the_output_are_an_error(model):

@@ -9,12 +9,20 @@ import torch
 
 from vqe.data.bitstream import frame_stats
 from vqe.data.codec import frame_packets
-from vqe.enhance import enhance_frames, frame_side, restore_span
-from vqe.errors import VQEError
-from vqe.models import load_model, save_model
-from vqe.models.mfqe import (MFQE, MotionCompensation, PQFDetector, detector_features, fit_detector, luma,
-                             nearest_pqfs, pqf_labels)
-from vqe.upscale import bicubic_up
+from vqe.inference.enhance import enhance_frames, frame_side, restore_span
+from vqe.models.build import load_model, save_model
+from vqe.models.mfqe import (
+    MFQE,
+    MotionCompensation,
+    PQFDetector,
+    detector_features,
+    fit_detector,
+    luma,
+    nearest_pqfs,
+    pqf_labels,
+)
+from vqe.util.errors import VQEError
+from vqe.util.upscale import bicubic_up
 
 TINY = dict(n=2, channels=4, dense=3, mc_channels=4, detector_hidden=4)
 
@@ -156,7 +164,7 @@ def test_side_information_flows_through_enhance_and_save_load(tmp_path, smoke_ma
 
 def test_vqe_enhance_reads_the_side_information_of_its_input(tmp_path, smoke_manifest):
     """`enhance_video` on an H.264 file: one pre-pass for the PQF labels, then the frames, all enhanced x2."""
-    from vqe.enhance import enhance_video
+    from vqe.inference.enhance import enhance_video
 
     entry = smoke_manifest.select("test")[0]
     summary = enhance_video(smoke_manifest.root / entry.stream, tmp_path / "out.mp4", tiny(), progress=False)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import profile_params
+
 from vqe.config import StageAModel
-from vqe.errors import VQEError
-from vqe.models import build_model, load_model, save_model
-from vqe.models.attention import ChannelAttention, ECBAM, SpatialAttention
-from vqe.models.rrdb import RRDB, ResidualBlock
+from vqe.models.build import build_model, load_model, save_model
+from vqe.models.parts.attention import ECBAM, ChannelAttention, SpatialAttention
+from vqe.models.parts.rrdb import RRDB, ResidualBlock
 from vqe.models.stage_a import LearnedUpsample, StageA
+from vqe.util.errors import VQEError
 
 SMALL = dict(align_channels=[8, 8, 8], offset_groups=4, extract_blocks=1, channels=8, blocks=1, growth=4)
 
@@ -32,7 +32,7 @@ def small(**kw) -> StageAModel:
 ])
 def test_shapes_in_every_mode(mode, scale, base, h, w):
     torch.manual_seed(0)
-    model = StageA(small(mode=mode, base=base), scale=scale)
+    model = StageA(**asdict(small(mode=mode, base=base)), scale=scale)
     out = model(torch.rand(2, 5, 3, h, w))
     s = scale if mode == "sra" else 1
     assert model.scale == s
@@ -47,7 +47,7 @@ RECIPES = [dict(align="pcd", block="rrdb", tail="hr"), dict(align="stack", block
 @pytest.mark.parametrize("mode,scale", [("sra", 2), ("pp", 1)])
 def test_every_recipe_switch_combination_runs_and_starts_at_its_base(recipe, mode, scale):
     torch.manual_seed(0)
-    model = StageA(small(mode=mode, **recipe), scale=scale)
+    model = StageA(**asdict(small(mode=mode, **recipe)), scale=scale)
     x = torch.rand(2, 5, 3, 14, 18)
     out = model(x)
     assert out.shape == (2, 3, 14 * scale, 18 * scale)
@@ -58,7 +58,7 @@ def test_every_recipe_switch_combination_runs_and_starts_at_its_base(recipe, mod
 
 def test_stack_recipe_convs_all_run_at_the_decoded_size():
     """`tail: shuffle` keeps every conv at the input size: only the pixel shuffle changes the size."""
-    model = StageA(small(mode="sra", align="stack", block="residual", tail="shuffle", attention=False), scale=2)
+    model = StageA(**asdict(small(mode="sra", align="stack", block="residual", tail="shuffle", attention=False)), scale=2)
     sizes = []
     hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:])))
              for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -67,13 +67,13 @@ def test_stack_recipe_convs_all_run_at_the_decoded_size():
         h.remove()
     assert sizes and set(sizes) == {(10, 12)}
     stack = sum(p.numel() for p in model.parameters())
-    pcd = sum(p.numel() for p in StageA(small(mode="sra"), scale=2).parameters())
+    pcd = sum(p.numel() for p in StageA(**asdict(small(mode="sra")), scale=2).parameters())
     assert stack < pcd
 
 
 def test_stack_recipe_reads_every_frame_of_the_window():
     torch.manual_seed(0)
-    model = StageA(small(mode="sra", align="stack", block="residual", tail="shuffle"), scale=2)
+    model = StageA(**asdict(small(mode="sra", align="stack", block="residual", tail="shuffle")), scale=2)
     for p in model.parameters():  # move every weight off its initialisation
         torch.nn.init.normal_(p, std=0.1)
     x = torch.rand(1, 5, 3, 8, 8, requires_grad=True)
@@ -83,7 +83,7 @@ def test_stack_recipe_reads_every_frame_of_the_window():
 
 @pytest.mark.parametrize("n", [0, 1, 3])
 def test_window_radius_is_configurable(n):
-    model = StageA(small(n=n), scale=1)
+    model = StageA(**asdict(small(n=n)), scale=1)
     assert model(torch.rand(1, 2 * n + 1, 3, 16, 16)).shape == (1, 3, 16, 16)
     with pytest.raises(ValueError, match=f"{2 * n + 1} frames"):
         model(torch.rand(1, 2 * n + 2, 3, 16, 16))
@@ -93,9 +93,9 @@ def test_untrained_model_returns_its_base_exactly():
     """Residual learning (eq. 3-4) with a zero-initialised last conv: the identity / bicubic up-scale."""
     torch.manual_seed(0)
     x = torch.rand(1, 5, 3, 16, 24)
-    pp = StageA(small(mode="pp"), scale=2)
+    pp = StageA(**asdict(small(mode="pp")), scale=2)
     assert torch.equal(pp(x), x[:, 2])
-    sra = StageA(small(mode="sra"), scale=2)
+    sra = StageA(**asdict(small(mode="sra")), scale=2)
     expected = F.interpolate(x[:, 2], scale_factor=2, mode="bicubic", align_corners=False)
     assert torch.allclose(sra(x), expected, atol=1e-6)
 
@@ -111,7 +111,7 @@ def test_every_parameter_learns():
     """By the third step every parameter has a non-zero gradient (the zero-initialised last conv and
     offset convs pass gradients upstream only once they have moved)."""
     torch.manual_seed(0)
-    model = StageA(small(mode="sra", base="learned"), scale=2)
+    model = StageA(**asdict(small(mode="sra", base="learned")), scale=2)
     opt = torch.optim.Adam(model.parameters(), 1e-2)
     x, y = torch.rand(2, 5, 3, 16, 16), torch.rand(2, 3, 32, 32)
     for _ in range(3):
@@ -123,7 +123,7 @@ def test_every_parameter_learns():
 
 
 def test_offset_learning_rate_multiplier():
-    model = StageA(small(), scale=1)
+    model = StageA(**asdict(small()), scale=1)
     groups = model.param_groups(2e-4, 0.25)
     assert [g["lr"] for g in groups] == [2e-4, 5e-5]
     offset_ids = {id(p) for m in model.align.offset_modules() for p in m.parameters()}
@@ -133,7 +133,7 @@ def test_offset_learning_rate_multiplier():
 
 
 def test_offsets_start_at_zero():
-    model = StageA(small(), scale=1)
+    model = StageA(**asdict(small()), scale=1)
     model(torch.rand(1, 5, 3, 16, 16))
     assert model.align.offset_means() == [0.0] * 4
 
@@ -159,13 +159,13 @@ def test_attention_switch_changes_the_block():
     x = torch.rand(1, 16, 8, 8)
     res_att.load_state_dict(res.state_dict(), strict=False)  # same convs: only the gate differs
     assert not torch.allclose(res_att(x), res(x))
-    stack = StageA(small(align="stack", block="residual", tail="shuffle", attention=False), scale=2)
+    stack = StageA(**asdict(small(align="stack", block="residual", tail="shuffle", attention=False)), scale=2)
     assert not any(isinstance(m, ECBAM) for m in stack.modules())
 
 
 def test_save_and_load_round_trip(tmp_path):
     torch.manual_seed(1)
-    model = StageA(small(mode="sra", n=1), scale=2)
+    model = StageA(**asdict(small(mode="sra", n=1)), scale=2)
     with torch.no_grad():
         model.conv_last.weight.normal_()  # make the output depend on every layer
     path = tmp_path / "m.pt"
@@ -200,7 +200,7 @@ def test_every_profile_builds_a_working_stage_a(profile):
     from vqe.config import compose, params_from_dict
 
     p = params_from_dict(compose(profile, Path(__file__).resolve().parents[1] / "conf"))
-    model = StageA(p.stage_a.model, scale=p.synth.scale)
+    model = StageA(**asdict(p.stage_a.model), scale=p.synth.scale)
     with torch.inference_mode():
         out = model(torch.rand(1, 2 * p.stage_a.model.n + 1, 3, 20, 24))
     assert out.shape == (1, 3, 20 * model.scale, 24 * model.scale)

@@ -5,22 +5,23 @@ and the fast MobileNetV3 restorer trained by the same schedule."""
 from __future__ import annotations
 
 import functools
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import smoke_params_for
+
 from vqe.data.manifest import Manifest
-from vqe.errors import VQEError
 from vqe.losses import LpipsLoss, perceptual_loss
 from vqe.metrics.perceptual import lpips_model
-from vqe.models import load_model
-from vqe.models.generator import from_stage_a
+from vqe.models.build import load_model
+from vqe.models.stage_b import from_stage_a
 from vqe.train import distributed
 from vqe.train import nogan as nogan_module
-from vqe.train.nogan import NoGan, plateau, train_nogan, train_nogan_fast
 from vqe.train.gan import critic_accuracy
+from vqe.train.nogan import NoGan, plateau, train_nogan, train_nogan_fast
+from vqe.util.errors import VQEError
 
 _params = functools.partial(smoke_params_for, group="nogan")
 
@@ -118,7 +119,7 @@ def test_stage_a_stays_frozen(straight, stage_a_path):
 
 def _schedule(params, manifest, stage_a_path, out: Path, validator=None) -> NoGan:
     dist = distributed.setup("cpu")
-    gen = from_stage_a(load_model(stage_a_path), params.stage_b.model)
+    gen = from_stage_a(load_model(stage_a_path), asdict(params.stage_b.model))
     gen.stage_a.requires_grad_(False)
     groups = [{"params": list(gen.stage_b.parameters()), "lr": params.nogan.train.lr}]
     return NoGan(gen, params.nogan, params, groups, dist=dist, manifest=manifest, validator=validator,

@@ -12,9 +12,9 @@ import scipy.stats
 from PIL import Image
 from skimage import data as skdata
 
-from vqe.data.sources import NIQE_PARAMS_FILE
-from vqe.errors import VQEError
 from vqe.metrics import noref
+from vqe.util.errors import VQEError
+from vqe.util.paths import NIQE_PARAMS_FILE
 
 # scikit-video 1.1.11's skvideo.measure.niqe(skvideo.utils.rgb2gray(frame))[0], run in a throwaway venv
 # (numpy 1.23.5, scipy 1.10.1, Pillow 13.0.0, with scipy.misc.imresize, removed in scipy 1.3, re-created

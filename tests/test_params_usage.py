@@ -34,7 +34,7 @@ import yaml
 
 from vqe import config as schema
 from vqe.config import Params, compose, params_from_dict
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 ROOT = Path(__file__).resolve().parents[1]
 VQE = ROOT / "vqe"
@@ -554,8 +554,13 @@ class Scope:
                 args.append(self.value(a))
         kwargs: dict[str, Optional[Tracked]] = {}
         for kw in node.keywords:
-            if kw.arg is None:
-                self.use(kw.value)
+            if kw.arg is None:  # `**asdict(section)`: one keyword argument per key of the section
+                t = self.value(kw.value)
+                if t is not None and t.view and is_section(type_at(t.path)):
+                    for name in _hints(_unwrap(type_at(t.path))):
+                        kwargs.setdefault(name, Tracked(t.path + (name,)))
+                elif t is not None:
+                    self.use_tracked(t)
             else:
                 kwargs[kw.arg] = self.value(kw.value)
         if schema_call is not None:
@@ -682,11 +687,17 @@ def cli_reads() -> frozenset[Read]:
 def stages() -> dict[str, dict[str, Any]]:
     """Each stage's notebook, params entries (templated parts as '*') and deps."""
     out = {}
-    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    variables = {k: v for d in pipeline.get("vars", []) if isinstance(d, dict) for k, v in d.items()}
+    for name, stage in pipeline["stages"].items():
         body = stage.get("do", stage)
-        notebook = re.search(r"notebooks/\S+\.ipynb", body["cmd"]).group(0)
+        cmd = re.sub(r"\$\{(\w+)\}", lambda m: str(variables.get(m.group(1), m.group(0))), body["cmd"])
+        found = re.search(r"notebooks/\S+\.ipynb", cmd)
+        if found is None:  # a module run as `python -m vqe....`: no notebook, no parameters
+            continue
+        notebook = found.group(0)
         consts = notebook_parameters(notebook)
-        for key, value in re.findall(r"-p (\S+) (\S+)", body["cmd"].split("papermill", 1)[1]):
+        for key, value in re.findall(r"-p (\S+) (\S+)", cmd.split("papermill", 1)[1]):
             if "${" in value:
                 consts.pop(key, None)  # one value per foreach item: unknown here
             else:
@@ -802,5 +813,5 @@ def test_stage_deps_cover_the_modules_its_notebook_imports(stage):
 
 def test_the_import_closure_follows_lazy_and_package_imports():
     closure = import_closure("notebooks/01b_baselines.ipynb")
-    assert {"vqe", "vqe.evaluate", "vqe.data", "vqe.data.video", "vqe.metrics.perceptual"} <= closure
-    assert "vqe.weights" in import_closure("notebooks/03_train_stage_b.ipynb")  # via vqe.losses
+    assert {"vqe", "vqe.evaluation.evaluate", "vqe.data", "vqe.data.video", "vqe.metrics.perceptual"} <= closure
+    assert "vqe.util.weights" in import_closure("notebooks/03_train_stage_b.ipynb")  # via vqe.losses

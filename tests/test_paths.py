@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vqe.errors import VQEError
-from vqe.paths import enter_repo, repo_root
+from vqe.util.errors import VQEError
+from vqe.util.paths import enter_repo, repo_root
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,6 +62,6 @@ def test_every_notebook_enters_the_repository_first(path):
     params = next(i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", []))
     first = next(c for c in cells[params + 1:] if c["cell_type"] == "code")
     source = "".join(first["source"])
-    assert "from vqe.paths import enter_repo\n" in source and "\nenter_repo()\n" in source
+    assert "from vqe.util.paths import enter_repo\n" in source and "\nenter_repo()\n" in source
     code = [c for c in cells if c["cell_type"] == "code"]
     assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)  # committed without outputs

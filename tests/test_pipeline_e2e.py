@@ -116,7 +116,7 @@ def test_scaling_study_logs_every_recipe_on_val_and_test(repo):
 
 
 def test_stage_a_is_trained_logged_and_usable(repo, tmp_path):
-    from vqe.models import load_model
+    from vqe.models.build import load_model
 
     model = load_model(repo / "models" / "stage_a.pt")
     summary = json.loads((repo / "results" / "train" / "stage_a.json").read_text())
@@ -128,7 +128,7 @@ def test_stage_a_is_trained_logged_and_usable(repo, tmp_path):
 
 def test_gan_is_trained_logged_and_the_default_for_enhance(repo, tmp_path):
     from vqe.data.video import probe
-    from vqe.models import load_model
+    from vqe.models.build import load_model
 
     gan = load_model(repo / "models" / "gan_evh.pt")
     summary = json.loads((repo / "results" / "train" / "stage_b.json").read_text())
@@ -154,7 +154,7 @@ def test_gan_is_trained_logged_and_the_default_for_enhance(repo, tmp_path):
 
 
 def test_nogan_models_are_trained_by_their_schedule(repo):
-    from vqe.models import load_model
+    from vqe.models.build import load_model
 
     for name, arch in (("nogan", "generator"), ("nogan_fast", "fast")):
         model = load_model(repo / "models" / f"{name}.pt")
@@ -168,7 +168,7 @@ def test_nogan_models_are_trained_by_their_schedule(repo):
 
 
 def test_baselines_are_trained_by_their_own_losses_and_scored(repo):
-    from vqe.models import load_model
+    from vqe.models.build import load_model
 
     archs = {"supervegan2": "supervegan", "galteri_veryfast": "galteri", "edvr": "edvr", "mfqe2": "mfqe",
              "tecogan": "tecogan"}
@@ -203,7 +203,7 @@ def test_bdrate_and_equivalency_cover_every_method(repo):
 
 
 def test_ablations_codecs_and_resilience(repo):
-    from vqe.models import load_model
+    from vqe.models.build import load_model
 
     ab = json.loads((repo / "results" / "ablations.json").read_text())
     assert ab["reference"] == "full" and ab["seeds"] == [0] and set(ab["variants"]) == VARIANTS
@@ -244,7 +244,7 @@ def test_metrics_are_visible_to_dvc(repo):
 def test_every_notebook_ran_with_its_kernel_in_notebooks(repo):
     """JupyterLab starts a notebook's kernel in notebooks/. The pipeline runs every notebook that way
     (`papermill --cwd notebooks`), so the run above executed each of them once from there, on the smoke
-    profile; `vqe.paths.enter_repo()` in each takes it to the repository root."""
+    profile; `vqe.util.paths.enter_repo()` in each takes it to the repository root."""
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     notebooks = set()
     for name, stage in stages.items():

@@ -11,7 +11,7 @@ from vqe.config import ClipSpec, LeavesSpec
 from vqe.data import sources
 from vqe.data.procedural import power_law, render_dead_leaves
 from vqe.data.synthesise import rate_points
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 SMALL = dict(frames=4, height=48, width=64)
 

@@ -9,15 +9,23 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import ROOT, _composed, profile_params
+
 from vqe.cli import main
 from vqe.config import with_overrides
-from vqe.errors import VQEError
-from vqe.evaluate import release_path
-from vqe.fetch import sha256sum
-from vqe.release import ReleasePaths, hardware, load_release, model_card, release_params, train_release, write_card
-from vqe.report import display_name
+from vqe.evaluation.evaluate import release_path
+from vqe.evaluation.report import display_name
+from vqe.release import (
+    ReleasePaths,
+    hardware,
+    load_release,
+    model_card,
+    release_params,
+    train_release,
+    write_card,
+)
+from vqe.util.errors import VQEError
+from vqe.util.fetch import sha256sum
 
 RELEASES = sorted(p.stem for p in (ROOT / "conf" / "release").glob("*.yaml"))
 

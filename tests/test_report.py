@@ -3,9 +3,15 @@ import math
 
 import pytest
 
-from vqe.errors import VQEError
-from vqe.evaluate import load_evals, per_rate, write_eval
-from vqe.report import TABLE1_KEYS, build_table1, describe_span, table1_markdown, write_table1
+from vqe.evaluation.evaluate import load_evals, per_rate, write_eval
+from vqe.evaluation.report import (
+    TABLE1_KEYS,
+    build_table1,
+    describe_span,
+    table1_markdown,
+    write_table1,
+)
+from vqe.util.errors import VQEError
 
 SPAN = [0, 1, 2, 3, 10, 11, 12, 13]
 
@@ -102,7 +108,7 @@ def test_span_is_described_as_runs():
 
 
 def test_gains_against_the_compressed_input_at_every_rate(tmp_path):
-    from vqe.report import write_gains
+    from vqe.evaluation.report import write_gains
 
     write_eval("input", [_row("a", 30, 29.0, 25.0), _row("a", 60, 58.0, 30.0)], tmp_path)
     better = [_row("a", 30, 29.0, 25.75), _row("a", 60, 58.0, 30.5)]
@@ -118,7 +124,7 @@ def test_gains_against_the_compressed_input_at_every_rate(tmp_path):
 
 
 def test_temporal_table_reports_the_gap_against_the_input(tmp_path):
-    from vqe.report import write_temporal
+    from vqe.evaluation.report import write_temporal
 
     table = {"input": {"psnr": 25.0, "tpsnr": 33.0, "tssim": 0.97, "tof": 0.4, "tlp": 0.006},
              "gan_evh": {"psnr": 25.5, "tpsnr": 33.2, "tssim": 0.96, "tof": 0.5, "tlp": 0.007}}
@@ -129,7 +135,7 @@ def test_temporal_table_reports_the_gap_against_the_input(tmp_path):
 
 
 def test_stage_dissection_lists_each_stage_at_each_rate(tmp_path):
-    from vqe.report import write_dissection
+    from vqe.evaluation.report import write_dissection
 
     for method, psnr in (("input", 25.0), ("stage_a", 25.5), ("gan_evh", 25.3)):
         write_eval(method, [_row("a", 30, 29.0, psnr - 2), _row("a", 60, 58.0, psnr)], tmp_path)

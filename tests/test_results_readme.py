@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from vqe.results_readme import bdrate_reading, build, table1_reading
+from vqe.reporting.results_page import bdrate_reading, build, table1_reading
 
 
 def test_readings_name_the_best_method_from_the_numbers():
@@ -42,7 +42,11 @@ def test_page_has_only_the_sections_whose_files_exist(tmp_path):
 
 
 def test_ablation_codec_and_resilience_sections_read_their_numbers():
-    from vqe.results_readme import ablation_section, codecs_section, resilience_section
+    from vqe.reporting.results_page import (
+        ablation_section,
+        codecs_section,
+        resilience_section,
+    )
 
     d = lambda m, s: {"mean": m, "spread": s}  # noqa: E731
     ab = {"reference": "full", "seeds": [0, 1], "variants": {
@@ -63,7 +67,7 @@ def test_ablation_codec_and_resilience_sections_read_their_numbers():
 
 
 def test_run_line_names_the_data_and_hardware(tmp_path):
-    from vqe.results_readme import run_line
+    from vqe.reporting.results_page import run_line
 
     assert run_line(tmp_path) is None
     (tmp_path / "train").mkdir()
@@ -75,7 +79,7 @@ def test_run_line_names_the_data_and_hardware(tmp_path):
 
 
 def test_scaling_section_reports_each_recipes_best_validation_point():
-    from vqe.results_readme import scaling_section
+    from vqe.reporting.results_page import scaling_section
 
     point = lambda s, v, t: {"iteration": s, "seconds": 10.0 * s, "psnr_gain": v, "lpips_gain": -v / 10,  # noqa: E731
                              "test_psnr_gain": t, "test_lpips_gain": -t / 10}
@@ -90,7 +94,7 @@ def test_scaling_section_reports_each_recipes_best_validation_point():
 
 
 def test_nogan_section_reads_the_claim_and_its_verdict():
-    from vqe.results_readme import nogan_section
+    from vqe.reporting.results_page import nogan_section
 
     claim = {"gan_final_val_lpips": 0.28, "nogan_final_val_lpips": 0.24, "gan_final_val_psnr": 30.5,
              "nogan_final_val_psnr": 29.1, "gan_seconds_to_reach": 8.0, "nogan_seconds_to_reach": 9.0,

@@ -7,12 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-import vqe.figures
 from conftest import profile_params
-from vqe.errors import VQEError
-from vqe.figures import SCALING_PANELS, scaling
-from vqe.scaling import CURVE_KEYS, MAIN, collect, read_curve, recipe_params
+
+import vqe.reporting.figures
+from vqe.reporting.figures import SCALING_PANELS, scaling
+from vqe.studies.scaling import CURVE_KEYS, MAIN, collect, read_curve, recipe_params
+from vqe.util.errors import VQEError
 
 
 def _log_run(root: Path, name: str, points: list[dict[str, float]], parameters: int = 1000) -> None:
@@ -86,8 +86,8 @@ def test_a_missing_log_names_the_file(tmp_path):
 
 
 def test_scaling_figure_draws_val_and_test_per_recipe_on_a_log_axis(tmp_path, monkeypatch):
-    figs, real = [], vqe.figures.save
-    monkeypatch.setattr(vqe.figures, "save", lambda fig, path: (figs.append(fig), real(fig, path))[1])
+    figs, real = [], vqe.reporting.figures.save
+    monkeypatch.setattr(vqe.reporting.figures, "save", lambda fig, path: (figs.append(fig), real(fig, path))[1])
     study = {"kbps": 62.5, "recipes": {"a": {"curve": _points(0.1)}, "b": {"curve": _points(0.3)}}}
     assert scaling(study, tmp_path / "s.png").stat().st_size > 10_000
     axes = figs[0].axes

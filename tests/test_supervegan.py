@@ -8,10 +8,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vqe.models import build_model, load_model, save_model
-from vqe.models.supervegan import (TAPS, SuperVEGAN, SuperVEGANDiscriminator, TemporalConv, apply_duf,
-                                   discriminator_loss, generator_loss, schedule)
-from vqe.upscale import bicubic_up
+from vqe.models.build import build_model, load_model, save_model
+from vqe.models.supervegan import (
+    TAPS,
+    SuperVEGAN,
+    SuperVEGANDiscriminator,
+    TemporalConv,
+    apply_duf,
+    discriminator_loss,
+    generator_loss,
+    schedule,
+)
+from vqe.util.upscale import bicubic_up
 
 TINY = {"channels": 8, "blocks_a": 1, "branch_blocks": 1, "blocks_b": 1}
 

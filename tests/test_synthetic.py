@@ -12,7 +12,7 @@ from skimage.registration import phase_cross_correlation
 
 from vqe.data import synthetic
 from vqe.data.synthetic import PHOTOS, load_photo, render_clip
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 
 def _shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:

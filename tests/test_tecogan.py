@@ -7,11 +7,24 @@ import math
 import pytest
 import torch
 
-from vqe.models import build_model, load_model, save_model
-from vqe.models.tecogan import (MAX_FLOW, SpatioTemporalDiscriminator, TecoGAN, discriminator_loss, feature_loss,
-                                generator_adv_loss, ping_pong_d_inputs, ping_pong_loss, ping_pong_sequence,
-                                ping_pong_triplet_indices, triplets, upscale_flow, warp, warping_loss)
-from vqe.upscale import bicubic_up
+from vqe.models.build import build_model, load_model, save_model
+from vqe.models.tecogan import (
+    MAX_FLOW,
+    SpatioTemporalDiscriminator,
+    TecoGAN,
+    discriminator_loss,
+    feature_loss,
+    generator_adv_loss,
+    ping_pong_d_inputs,
+    ping_pong_loss,
+    ping_pong_sequence,
+    ping_pong_triplet_indices,
+    triplets,
+    upscale_flow,
+    warp,
+    warping_loss,
+)
+from vqe.util.upscale import bicubic_up
 
 TINY = {"channels": 8, "blocks": 1, "flow_channels": 4}
 

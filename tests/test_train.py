@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from conftest import profile_params
-from vqe.errors import VQEError
-from vqe.models import load_model
+
+from vqe.models.build import load_model
 from vqe.train import checkpoint
 from vqe.train.distributed import Dist
 from vqe.train.loop import IterationBatches, Phase, fit, optimise
+from vqe.util.errors import VQEError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,14 +4,17 @@ what it ran; the objective's terms switch on as configured; a killed run resumes
 from __future__ import annotations
 
 import math
+
 import pytest
 import torch
-
 from conftest import ROOT, profile_params
+
 from vqe.config import BaselineLoss, compose, params_from_dict
-from vqe.errors import VQEError
-from vqe.models import load_model
-from vqe.train.baseline import ADVERSARIES, View, objective_terms, train_baseline
+from vqe.models.build import load_model
+from vqe.models.parts.objective import View
+from vqe.registry import GAMES
+from vqe.train.baseline import adversary, objective_terms, train_baseline
+from vqe.util.errors import VQEError
 
 SYSTEMS = ["supervegan2", "supervegan4", "galteri", "galteri_fast", "galteri_veryfast", "edvr", "mfqe2", "tecogan",
            "esrgan_dncnn"]
@@ -91,12 +94,11 @@ def test_tecogan_view_scores_the_ping_pong_sequence_against_its_ground_truth():
     """T = 3 aligned frames -> 5 outputs x1 x2 x3 x2 x1 against gt1 gt2 gt3 gt2 gt1; the ping-pong term is the
     forward/backward difference (0 for an untrained model: both are bicubic of the same frames)."""
     from vqe.models.tecogan import TecoGAN
-    from vqe.train.baseline import tecogan_view
 
     torch.manual_seed(0)
     model = TecoGAN(scale=2, n=1, channels=4, blocks=1, flow_channels=4)
     lq, gt = torch.rand(2, 5, 3, 8, 8), torch.rand(2, 3, 3, 16, 16)
-    view = tecogan_view(model, lq, gt, 1, 10, None)
+    view = model.training_view(lq, gt, 1, 10, None)
     assert view.out.shape == view.target.shape == (10, 3, 16, 16)
     assert torch.equal(view.target.unflatten(0, (2, 5))[:, 3], gt[:, 1])
     lr_pp, flows = view.cond
@@ -113,14 +115,14 @@ def _game_inputs(game: str):
     return torch.ones(10, 3, 32, 32) * 0.9, torch.rand(10, 3, 32, 32) * 0.1, cond
 
 
-@pytest.mark.parametrize("game", sorted(ADVERSARIES))
+@pytest.mark.parametrize("game", sorted(GAMES))
 def test_each_adversarial_game_scores_real_below_fake_after_discriminator_steps(game):
     """A few discriminator updates on an obvious difference (real = 1, fake = 0) lower its loss: the loss
     functions have the right sign for each game."""
     torch.manual_seed(0)
     cfg = {"galteri": dict(channels=4, layers=2, sub_patch=8), "supervegan": dict(channels=4),
            "relativistic": dict(channels=4, layers=2), "tecogan": dict(channels=4, layer_weight=1.0)}[game]
-    adv = ADVERSARIES[game](cfg, 32)
+    adv = adversary(game, cfg, 32)
     opt = torch.optim.Adam(adv.disc.parameters(), lr=1e-2)
     real, fake, cond = _game_inputs(game)
     first = adv.d_loss(adv.disc, real, fake, cond).item()
@@ -142,8 +144,11 @@ def test_unknown_row_and_bad_overrides_name_the_key(smoke_manifest):
     with pytest.raises(VQEError, match=r"baselines.systems.edvr.train.*itres"):
         params_from_dict(data)
     data = compose("smoke", ROOT / "conf")
-    data["baselines"]["rows"] = ["edvr", "ghost"]
+    data["baselines"]["rows"] = {"edvr": "edvr", "ghost": "galteri"}  # a row with no system
     with pytest.raises(VQEError, match="baselines.rows"):
+        params_from_dict(data)
+    data["baselines"]["rows"] = {"edvr": "galteri"}  # a row under another architecture than its system's
+    with pytest.raises(VQEError, match=r"baselines.rows.*architecture must be its baselines.systems"):
         params_from_dict(data)
     data = compose("smoke", ROOT / "conf")
     data["baselines"]["systems"]["tecogan"]["train"]["frames"] = 1  # a sequence model on single frames

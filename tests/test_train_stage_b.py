@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import smoke_params_for
+
 from vqe.config import compose
-from vqe.errors import VQEError
-from vqe.models import load_model
+from vqe.models.build import load_model
 from vqe.train import gan as gan_module
 from vqe.train.stage_b import adv_weight, train_stage_b
+from vqe.util.errors import VQEError
 
 ROOT = Path(__file__).resolve().parents[1]
 

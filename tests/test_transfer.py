@@ -7,11 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from conftest import profile_params
-from vqe.errors import VQEError
-from vqe.evaluate import evaluate_methods, method_by_name
-from vqe.transfer import ratio, transfer_markdown, transfer_table
+
+from vqe.evaluation.evaluate import evaluate_methods, method_by_name
+from vqe.studies.transfer import ratio, transfer_markdown, transfer_table
+from vqe.util.errors import VQEError
 
 
 def _eval(folder: Path, method: str, rows: dict[str, tuple[float, float]], kbps: float = 62.5) -> None:

@@ -1,6 +1,6 @@
 """An untrained model must score exactly the compressed-input row.
 
-Every model adds a zero-initialised residual to the project's one bicubic up-scale (`vqe.upscale`), and
+Every model adds a zero-initialised residual to the project's one bicubic up-scale (`vqe.util.upscale`), and
 the input row is that same up-scale of the decode: scored by the real evaluation code (saved model,
 `load_model`, `method_by_name`, `evaluate_methods`), a fresh model reproduces the input's PSNR. A
 different kernel on either side (FFmpeg's bicubic, Lanczos) would miss by ~0.01 dB, the size of the gains
@@ -9,24 +9,24 @@ this project measures.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 
-from vqe.evaluate import evaluate_methods, method_by_name
-from vqe.models import save_model
+from vqe.evaluation.evaluate import evaluate_methods, method_by_name
+from vqe.models.build import save_model
 from vqe.models.fast import FastRestorer
-from vqe.models.generator import Generator
 from vqe.models.stage_a import StageA
+from vqe.models.stage_b import Generator
 
 
 def fresh_models(params) -> dict:
     scale = params.synth.scale
     return {
-        "stage_a": StageA(params.stage_a.model, scale=scale),
-        "gan_evh": Generator(params.stage_a.model, params.stage_b.model, scale=scale),
-        "nogan_fast": FastRestorer(params.nogan_fast.model, scale=scale),
+        "stage_a": StageA(**asdict(params.stage_a.model), scale=scale),
+        "gan_evh": Generator(stage_a=asdict(params.stage_a.model), stage_b=asdict(params.stage_b.model), scale=scale),
+        "nogan_fast": FastRestorer(**asdict(params.nogan_fast.model), scale=scale),
     }
 
 

@@ -1,4 +1,4 @@
-"""vqe.upscale: the one bicubic up-scaling (separable convolutions, checked against torch's bicubic kernel and
+"""vqe.util.upscale: the one bicubic up-scaling (separable convolutions, checked against torch's bicubic kernel and
 taps worked out by hand) and the uint8 quantisation."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vqe.upscale import bicubic_frames, bicubic_taps, bicubic_up, to_uint8
+from vqe.util.upscale import bicubic_frames, bicubic_taps, bicubic_up, to_uint8
 
 
 def test_x2_taps_by_hand():

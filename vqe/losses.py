@@ -13,7 +13,7 @@ Stage B (the GAN stage):
 * `PerceptualLoss` (eq. 9): sum over VGG layers of the feature-map MSE, on the network the config
   names (`perceptual_net`), never another: the paper's VGG-19 relu3_4/relu4_4, whose ImageNet
   checkpoint must already be in the torch hub cache (no offline source; a VQEError naming the key and
-  the file otherwise), or VGG-16 relu3_3/relu4_3, provisioned offline (see `vqe.weights`); never
+  the file otherwise), or VGG-16 relu3_3/relu4_3, provisioned offline (see `vqe.util.weights`); never
   random weights. The VGG is frozen, runs in float32 even under autocast, and is kept out of
   `state_dict()` so it never lands in checkpoints.
 * `LpipsLoss`: LPIPS-alex itself as the perceptual term (seed 003's generator pre-training), the
@@ -39,11 +39,12 @@ import torchvision
 from pytorch_msssim import ms_ssim, ssim
 from torch import Tensor, nn
 
-from vqe import weights
-from vqe.errors import VQEError
 from vqe.metrics.fidelity import MS_SSIM_MIN_SIDE
-from vqe.metrics.temporal import flows as _flows
-from vqe.metrics.temporal import warp
+from vqe.metrics.flow import flows as _flows
+from vqe.metrics.flow import warp
+from vqe.metrics.perceptual import distance, features, lpips_model
+from vqe.util import weights
+from vqe.util.errors import VQEError
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,6 @@ class LpipsLoss(nn.Module):
         self.net = f"lpips-{backbone}"
 
     def forward(self, out: Tensor, gt: Tensor) -> Tensor:
-        from vqe.metrics.perceptual import distance, features, lpips_model
 
         model = lpips_model(self.backbone, out.device)
         with torch.autocast(out.device.type, enabled=False):

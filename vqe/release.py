@@ -19,17 +19,25 @@ import json
 import math
 import os
 import platform
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
+import torch
 import yaml
 
-from vqe.atomic import write_text
 from vqe.config import Params, load_params
-from vqe.errors import VQEError
-from vqe.fetch import sha256sum
+from vqe.data.manifest import Manifest
+from vqe.models.build import load_model
+from vqe.studies.scaling import read_curve
+from vqe.train.loop import export
+from vqe.train.nogan import train_nogan_fast
+from vqe.train.stage_a import train_stage_a
+from vqe.train.stage_b import train_stage_b
+from vqe.train.validate import test_span_scores
+from vqe.util.atomic import write_json, write_text
+from vqe.util.errors import VQEError
+from vqe.util.fetch import sha256sum
 
 PHASES = ("stage_a", "stage_b", "nogan_fast")
 
@@ -103,19 +111,16 @@ def train_release(release: Release, params_file: str | Path = "params.yaml", pat
     params = release_params(release, params_file)
     data = _record_data(params, paths.run_dir.parent / "data.json", rebuilt=data_rebuilt)
     _record_session(paths.run_dir)
-    with _data_identity(Path(params.synth.out_dir) / "manifest.json", data["manifest_sha256"]):
-        return _train_phase(release, params, paths, progress)
+    return _train_phase(release, params, paths, progress, data["manifest_sha256"])
 
 
-def _train_phase(release: Release, params: Params, paths: ReleasePaths, progress: bool) -> dict[str, Any]:
-    from vqe.train.nogan import train_nogan_fast
-    from vqe.train.stage_a import train_stage_a
-    from vqe.train.stage_b import train_stage_b
-
+def _train_phase(release: Release, params: Params, paths: ReleasePaths, progress: bool, data_sha256: str
+                 ) -> dict[str, Any]:
+    """Train the release's phase; the checkpoints name the data by `data_sha256`, the manifest the run started on
+    (a run resumed with --data-rebuilt keeps it, as data.json and the card record)."""
     common = dict(model_path=paths.model, run_dir=paths.run_dir, live_dir=paths.live_dir, summary_path=None,
-                  progress=progress)
+                  progress=progress, data_sha256=data_sha256)
     if release.phase == "stage_a":
-        from vqe.scaling import test_span_scores
 
         return train_stage_a(params, extra_scores=test_span_scores(params), **common)
     if release.phase == "stage_b":
@@ -133,10 +138,6 @@ def _floor_pick(floor: float, params: Params, paths: ReleasePaths, summary: dict
     generator (the hand-off's starting point: the EMA weights when the run keeps one) is exported, provided
     it meets the floor itself. Both candidates were scored by the same validator during training; the
     choice and both scores are written into the exported file's summary (and so into the card)."""
-    import torch
-
-    from vqe.models import load_model
-    from vqe.train.loop import export
 
     handoff, pretrain = summary["val"], summary["val_pretrain"]
     chosen = "pretrain" if handoff["psnr_gain"] < floor <= pretrain["psnr_gain"] else "handoff"
@@ -165,8 +166,6 @@ def _record_data(params: Params, path: Path, rebuilt: bool = False) -> dict[str,
     torch and numpy depend on the CPU's SIMD level). The switch is recorded, and the card says so. Data
     byte-identical to what the run has already trained on (the original or a recorded rebuild) needs no flag;
     the switch back is recorded all the same."""
-    from vqe.atomic import write_json
-    from vqe.data.manifest import Manifest
 
     manifest = Manifest.load(params.synth.out_dir)
     data = {"out_dir": params.synth.out_dir, "profile": params.profile_name,
@@ -198,35 +197,8 @@ def _record_data(params: Params, path: Path, rebuilt: bool = False) -> dict[str,
     return old
 
 
-@contextmanager
-def _data_identity(manifest: Path, original_sha256: str) -> Iterator[None]:
-    """The trainers fingerprint their checkpoints with the data manifest's sha256, so that a run never
-    resumes on other data. For a run resumed with --data-rebuilt (recorded in data.json and the card) the
-    fingerprint keeps naming the data the run started on: the trainers see the original manifest hash."""
-    import vqe.train.nogan
-    import vqe.train.stage_a
-    import vqe.train.stage_b
-
-    modules = (vqe.train.nogan, vqe.train.stage_a, vqe.train.stage_b)
-    if sha256sum(manifest) == original_sha256:
-        yield
-        return
-
-    def identity(path: Path) -> str:
-        return original_sha256 if Path(path).resolve() == manifest.resolve() else sha256sum(path)
-
-    for m in modules:
-        m.sha256sum = identity
-    try:
-        yield
-    finally:
-        for m in modules:
-            m.sha256sum = sha256sum
-
-
 def _last_iteration(run_dir: Path) -> Optional[int]:
     """The iteration of the newest checkpoint under `run_dir` (None if there is none)."""
-    import torch
 
     newest = max(run_dir.rglob("last.pt"), key=lambda p: p.stat().st_mtime, default=None)
     if newest is None:
@@ -238,7 +210,6 @@ def _last_iteration(run_dir: Path) -> Optional[int]:
 def _record_session(run_dir: Path) -> None:
     """Append this session's host and starting iteration to the run's `sessions.json`: a run resumed on
     other machines is described by all of them, not by the one that happens to write its card."""
-    from vqe.atomic import write_json
 
     path = run_dir.parent / "sessions.json"
     sessions = json.loads(path.read_text()) if path.is_file() else []
@@ -261,7 +232,6 @@ def _hardware_line(run_dir: Path, train: dict[str, Any]) -> str:
 
 def hardware() -> str:
     """What the run ran on, in words (CPU model and core count, or the CUDA device)."""
-    import torch
 
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
@@ -278,7 +248,6 @@ def hardware() -> str:
 
 def model_card(release: Release, params: Params, paths: ReleasePaths, command: str, note: str = "") -> str:
     """The model card of a finished (or interrupted and exported) release, from its files alone."""
-    import torch
 
     state = torch.load(paths.model, map_location="cpu", weights_only=False)
     train = state.get("meta", {}).get("train", {})
@@ -339,7 +308,6 @@ def release_curve(live_dir: Path, train: dict[str, Any]) -> list[tuple[str, dict
     """(phase, point) for every validation the run logged. One-phase runs log into `live_dir` itself
     (phase ""); NoGAN logs each phase into a sub-folder (pretrain, critic_1, handoff_1, ...), taken in the
     order the training summary lists them; phases without validations (the critic's) are left out."""
-    from vqe.scaling import read_curve
 
     required = ("seconds", "psnr_gain", "lpips_gain")
     if (live_dir / "plots" / "metrics" / "val").is_dir():

@@ -16,7 +16,7 @@ import numpy as np
 
 from vqe.data.codec import frame_packets
 from vqe.data.video import open_video
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 PICTURE_TYPES = ("I", "P", "B")
 

@@ -16,10 +16,10 @@ from typing import Optional
 import av
 import numpy as np
 
-from vqe.atomic import atomic_path
 from vqe.config import CODECS
 from vqe.data.video import open_video
-from vqe.errors import VQEError
+from vqe.util.atomic import atomic_path
+from vqe.util.errors import VQEError
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner per encode otherwise
 
@@ -165,3 +165,8 @@ def frame_packets(path: str | Path) -> tuple[np.ndarray, list[int]]:
         packets = sorted((p.pts, p.size, p.is_keyframe) for p in container.demux(stream) if p.pts is not None)
     bits = np.array([8 * size for _, size, _ in packets], dtype=np.int64)
     return bits, [i for i, (_, _, key) in enumerate(packets) if key]
+
+
+def bpp(kbps: float, width: int, height: int, fps: float) -> float:
+    """Bits per pixel of a stream at `kbps` kilobits per second: kbps * 1000 / (w * h * fps)."""
+    return kbps * 1000.0 / (width * height * fps)

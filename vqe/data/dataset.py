@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vqe.data.manifest import EncodeEntry, Manifest
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 
 def window_indices(t: int, n: int, length: int) -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 
 from vqe.data import video
 from vqe.data.codec import EncodeResult, EncodeSettings, encode_at_rate
-from vqe.errors import VQEError
-from vqe.upscale import bicubic_frames
+from vqe.util.errors import VQEError
+from vqe.util.upscale import bicubic_frames
 
 
 def downscale(gt: np.ndarray, scale: int) -> np.ndarray:
@@ -23,7 +23,7 @@ def downscale(gt: np.ndarray, scale: int) -> np.ndarray:
 
 
 def upscale(frames: np.ndarray, height: int, width: int, interpolation: str = "BICUBIC") -> np.ndarray:
-    """Up-scaling to the ground-truth size: BICUBIC is the project's one bicubic (`vqe.upscale`), the
+    """Up-scaling to the ground-truth size: BICUBIC is the project's one bicubic (`vqe.util.upscale`), the
     base every model adds its residual to; other interpolations (the Lanczos baseline) use swscale."""
     if interpolation == "BICUBIC":
         return bicubic_frames(frames, height, width)

@@ -18,8 +18,8 @@ from typing import Optional
 
 import numpy as np
 
-from vqe.atomic import write_json
-from vqe.errors import VQEError
+from vqe.util.atomic import write_json
+from vqe.util.errors import VQEError
 
 
 @dataclass

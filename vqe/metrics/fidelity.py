@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim import ms_ssim as _ms_ssim
 from pytorch_msssim import ssim as _ssim
-from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim as _ssim_maps
+from pytorch_msssim.ssim import _fspecial_gauss_1d
+from pytorch_msssim.ssim import _ssim as _ssim_maps
 
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
 
 PEAK = 255.0
 MS_SSIM_MIN_SIDE = 161  # pytorch-msssim: short side > (win_size - 1) * 2**4

@@ -59,8 +59,8 @@ import scipy.linalg
 from scipy import ndimage
 from scipy.special import gamma
 
-from vqe.data.sources import EXTERNAL_DIR, NIQE_PARAMS_FILE
-from vqe.errors import VQEError
+from vqe.util.errors import VQEError
+from vqe.util.paths import EXTERNAL_DIR, NIQE_PARAMS_FILE
 
 PATCH = 96  # patch side at scale 1 (48 at the half-size scale 2)
 MIN_SIDE = 2 * PATCH

@@ -1,7 +1,7 @@
 """LPIPS (Zhang et al. 2018), the learned perceptual distance, via the reference `lpips` package.
 
 We use LPIPS v0.1 with the AlexNet backbone by default, the variant papers report. The backbone's
-ImageNet weights are provisioned offline by `vqe.weights` beforehand (torchvision would try to
+ImageNet weights are provisioned offline by `vqe.util.weights` beforehand (torchvision would try to
 download them otherwise); a model is never built on random weights.
 
 The backbone pass dominates the cost, so LPIPS is split into `features` (one backbone pass per
@@ -22,10 +22,16 @@ import lpips
 import numpy as np
 import torch
 
-from vqe.errors import VQEError
-from vqe.metrics.fidelity import (batches, check_frames, check_pair, resolve_device, to_numpy,
-                                  to_tensor)
-from vqe.weights import provision_weights
+from vqe.metrics.fidelity import (
+    batches,
+    check_frames,
+    check_pair,
+    resolve_device,
+    to_numpy,
+    to_tensor,
+)
+from vqe.util.errors import VQEError
+from vqe.util.weights import provision_weights
 
 Features = list[torch.Tensor]
 _END = object()  # `lpips_from_features`: one side ran out of batches
@@ -107,3 +113,8 @@ def lpips_clip(out: np.ndarray, gt: np.ndarray | None, model: lpips.LPIPS | None
     if gt is not None and gt_features is None:
         gt_features = clip_features(gt, model, batch_size)
     return lpips_from_features(clip_features(out, model, batch_size), gt_features, model)
+
+
+def tlp_from_steps(out_steps: np.ndarray, gt_steps: np.ndarray) -> float:
+    """tLP from LPIPS(x_t, x_{t-1}) and LPIPS(g_t, g_{t-1}) (see `perceptual.lpips_clip`)."""
+    return float(np.mean(np.abs(out_steps - gt_steps))) if len(gt_steps) else float("nan")

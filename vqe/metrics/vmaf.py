@@ -18,8 +18,8 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
-from vqe.errors import VQEError
 from vqe.metrics.fidelity import check_pair
+from vqe.util.errors import VQEError
 
 MIN_SIDE = 17  # ffmpeg 9.0.2's libvmaf segfaults on 16 px
 

@@ -3,7 +3,7 @@
 The paper retrains EDVR on its own data for 2x up-scaling and denoising at once, so here it is an
 ordinary vqe model (trained by the shared trainer, no external weights): per-frame features (conv +
 residual blocks) -> 3-level feature pyramid -> PCD alignment of every frame onto the centre frame
-(`vqe.models.align.PCDAlign`, shared with Stage A) -> TSA fusion -> residual-block reconstruction trunk ->
+(`vqe.models.parts.align.PCDAlign`, shared with Stage A) -> TSA fusion -> residual-block reconstruction trunk ->
 pixel-shuffle up-sampling -> HR conv -> last conv, added to the up-sampled centre frame.
 
 Defaults are EDVR-M (64 channels, 5 frames, 5 front and 10 back residual blocks, 8 deformable groups).
@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqe.models.align import PCDAlign
-from vqe.models.rrdb import ResidualBlock
-from vqe.models.stage_a import upsampler
-from vqe.upscale import bicubic_up
+from vqe.models.parts.align import PCDAlign
+from vqe.models.parts.blocks import upsampler
+from vqe.models.parts.rrdb import ResidualBlock
+from vqe.util.upscale import bicubic_up
 
 LEVELS = 3  # EDVR's pyramid: full, 1/2 and 1/4 resolution
 MULTIPLE = 2 ** (LEVELS - 1)  # input sizes are padded to this (the pyramid and TSA's two poolings)

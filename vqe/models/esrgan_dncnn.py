@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqe.models.rrdb import RRDB
+from vqe.models.parts.rrdb import RRDB
 
 
 def _conv(cin: int, cout: int, bias: bool = True) -> nn.Conv2d:

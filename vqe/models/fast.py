@@ -12,7 +12,6 @@ exactly its bicubic base, as Stage A does.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -20,11 +19,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from vqe.config import FastModel
-from vqe.errors import VQEError
-from vqe.models.stage_a import upsampler
-from vqe.upscale import bicubic_up
-from vqe.models.stage_b import conv_act
+from vqe.models.parts.blocks import conv_act, upsampler
+from vqe.util.errors import VQEError
+from vqe.util.upscale import bicubic_up
 
 BACKBONES = {"small": (torchvision.models.mobilenet_v3_small, torchvision.models.MobileNet_V3_Small_Weights),
              "large": (torchvision.models.mobilenet_v3_large, torchvision.models.MobileNet_V3_Large_Weights)}
@@ -83,19 +80,20 @@ class FastRestorer(nn.Module):
 
     arch = "fast"
 
-    def __init__(self, cfg: FastModel, scale: int = 1) -> None:
+    def __init__(self, *, encoder: str, channels: int, encoder_weights: str, scale: int = 1) -> None:
+        """The keys are `nogan_fast.model`'s (`vqe.config.FastModel` says what each means)."""
         super().__init__()
-        self.config = asdict(cfg)
+        self.config = dict(encoder=encoder, channels=channels, encoder_weights=encoder_weights)
         self.n = 0
         self.scale = scale
-        self.encoder_name = cfg.encoder
+        self.encoder_name = encoder
         # Always random init: ImageNet weights come only from disk, via load_encoder_weights (trainer).
         # The final 1x1 conv to 576/960 channels (features[-1]) feeds only the classifier: dropped.
-        self.encoder = nn.Sequential(*BACKBONES[cfg.encoder][0](weights=None).features[:-1])
+        self.encoder = nn.Sequential(*BACKBONES[encoder][0](weights=None).features[:-1])
         self.taps, skip_channels = stride_taps(self.encoder)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        c = cfg.channels
+        c = channels
         levels = [(16, skip_channels[3]), (8, skip_channels[2]), (4, skip_channels[1]), (2, skip_channels[0]), (1, 3)]
         blocks, cin = [], skip_channels[4]
         for stride, cskip in levels:

@@ -47,11 +47,14 @@ sizes of 2 layers + k sub_patch use every pixel.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqe.upscale import bicubic_up
+from vqe.models.parts.objective import Adversary
+from vqe.util.upscale import bicubic_up
 
 SLOPE = 0.2  # LeakyReLU negative slope (the paper gives none)
 
@@ -182,3 +185,11 @@ class GalteriDiscriminator(nn.Module):
     def patch_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """This discriminator's sub-patch decisions (B, 1, H'/sub_patch, W'/sub_patch)."""
         return patch_probabilities(logits, self.sub_patch)
+
+
+def adversary(cfg: dict[str, Any], patch: int) -> Adversary:
+    """Seed 002 eqs. 4 and 7: a conditional sub-patch discriminator, D(I | I^C)."""
+
+    disc = GalteriDiscriminator(**cfg)
+    return Adversary(disc, lambda d, real, fake, c: discriminator_loss(d(real, c), d(fake, c)),
+                     lambda d, real, fake, c: adversarial_loss(d(fake, c)))

@@ -29,7 +29,7 @@ How ours runs in this repository's model contract (`forward(x, side)`, sliding w
 * Luminance only, as MFQE (BT.601 weights). A change of Y with Cb, Cr kept adds the same amount to R, G and B,
   so the enhanced frame is the decoded RGB plus the residual on every channel.
 * x2 (seed 000 scores every row at the source size): MFQE enhances at the decoded size; the output is the
-  enhanced frame bicubic up-sampled (`vqe.upscale.bicubic_up`), trained end to end through it.
+  enhanced frame bicubic up-sampled (`vqe.util.upscale.bicubic_up`), trained end to end through it.
 * Choices: flows are tanh x `max_flow` decoded pixels (MFQE's transformer scales its tanh output itself); the
   last conv has no batch norm or PReLU (MFQE's `c6` has both) and starts at zero, so an untrained model is the
   bicubic input (the repo convention); all convs are 2-D.
@@ -37,16 +37,21 @@ How ours runs in this repository's model contract (`forward(x, side)`, sliding w
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqe.models.flow import warp
-from vqe.upscale import bicubic_up
+from vqe.data.bitstream import frame_stats
+from vqe.data.manifest import EncodeEntry, Manifest
+from vqe.models.parts.flow import warp
+from vqe.util.upscale import bicubic_up
+
+log = logging.getLogger(__name__)
 
 FEATURES = 5  # mean QP / 51, log2(bits) / 20, I, P, B
 LUMA = (0.299, 0.587, 0.114)  # BT.601
@@ -222,9 +227,12 @@ class MFQE(nn.Module):
         self.detector.train(was)
         return (logits[0] > 0).float().cpu().numpy()
 
+    def training_side(self, manifest: Manifest, seed: int) -> tuple[Callable[[EncodeEntry], np.ndarray], dict[str, Any]]:
+        """The side information its training windows carry (`pqf_training`)."""
+        return pqf_training(self, manifest, seed)
+
     def frame_side(self, stream: str | Path) -> np.ndarray:
         """The PQF labels of every frame of an H.264 bitstream, from its coding features, in display order."""
-        from vqe.data.bitstream import frame_stats
 
         s = frame_stats(stream)
         return self.detect(detector_features(s.qp, s.bits, s.types))
@@ -252,3 +260,27 @@ def fit_detector(detector: PQFDetector, clips: list[tuple[np.ndarray, np.ndarray
     with torch.no_grad():
         right = sum(((detector(f) > 0).float() == lab).sum().item() for f, lab in data)
     return {"accuracy": right / sum(lab.numel() for _, lab in data), "pqf_share": pos, "loss": loss.item()}
+
+
+def frame_psnr(manifest: Manifest, entry: EncodeEntry) -> np.ndarray:
+    """(T,) RGB PSNR of each bicubic up-scaled decoded frame against its ground truth (MFQE's quality curve)."""
+    gt, lq = manifest.gt(entry.clip), manifest.lq(entry)
+    mse = np.array([np.mean((gt[t].astype(np.float32) - lq[t].astype(np.float32)) ** 2) for t in range(entry.frames)])
+    return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
+
+
+def pqf_training(model: nn.Module, manifest: Manifest, seed: int
+                 ) -> tuple[Callable[[EncodeEntry], np.ndarray], dict[str, Any]]:
+    """MFQE 2.0's training data: the PSNR labels of every training encode, which its QE-subnet trains on (as
+    MFQE), and its detector fitted to them from the bitstream's coding features; returns (entry -> labels,
+    what to record: the detector's accuracy on those encodes)."""
+
+    entries = manifest.select("train")
+    labels = {(e.clip, e.rate_id): pqf_labels(frame_psnr(manifest, e)) for e in entries}
+    clips = []
+    for e in entries:
+        s = frame_stats(manifest.root / e.stream)
+        clips.append((detector_features(s.qp, s.bits, s.types), labels[e.clip, e.rate_id]))
+    record = fit_detector(model.detector, clips, seed=seed)
+    log.info("PQF detector: accuracy %.3f on %d training encodes", record["accuracy"], len(clips))
+    return (lambda e: labels[e.clip, e.rate_id].astype(np.float32)), {"pqf_detector": record}

@@ -16,18 +16,16 @@ correction, which is the "safe" behaviour the paper asks of Stage A.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqe.config import StageAModel
-from vqe.models.align import PCDAlign
-from vqe.models.rrdb import RRDB, ResidualBlock
-from vqe.upscale import bicubic_up
+from vqe.models.parts.align import PCDAlign
+from vqe.models.parts.blocks import upsampler
+from vqe.models.parts.rrdb import RRDB, ResidualBlock
+from vqe.util.upscale import bicubic_up
 
 
 class LearnedUpsample(nn.Module):
@@ -48,57 +46,51 @@ class LearnedUpsample(nn.Module):
         return y[..., pad * self.scale:-pad * self.scale, pad * self.scale:-pad * self.scale]
 
 
-def upsampler(channels: int, scale: int) -> nn.Sequential:
-    """Pixel-shuffle steps (x2 each, or one x3) from trunk features to `scale` times their size."""
-    if scale == 1:
-        return nn.Sequential()
-    steps = [3] if scale == 3 else [2] * int(math.log2(scale))
-    layers: list[nn.Module] = []
-    for s in steps:
-        layers += [nn.Conv2d(channels, channels * s * s, 3, padding=1), nn.PixelShuffle(s), nn.LeakyReLU(0.2, True)]
-    return nn.Sequential(*layers)
-
-
 class StageA(nn.Module):
     """x: (B, 2n+1, 3, h, w) in [0, 1] -> (B, 3, h*scale, w*scale)."""
 
     arch = "stage_a"
 
-    def __init__(self, cfg: StageAModel, scale: int = 1, impl: str = "auto") -> None:
+    def __init__(self, *, mode: str, n: int, align: str, block: str, tail: str, align_channels: list[int],
+                 offset_groups: int, extract_blocks: int, channels: int, blocks: int, growth: int, attention: bool,
+                 base: str, offset_warn: float, scale: int = 1, impl: str = "auto") -> None:
+        """The keys are `stage_a.model`'s (`vqe.config.StageAModel` says what each means)."""
         super().__init__()
-        self.config = asdict(cfg)
-        self.n = cfg.n
-        self.scale = scale if cfg.mode == "sra" else 1
-        chans, c = cfg.align_channels, cfg.channels
+        self.config = dict(mode=mode, n=n, align=align, block=block, tail=tail, align_channels=list(align_channels),
+                           offset_groups=offset_groups, extract_blocks=extract_blocks, channels=channels,
+                           blocks=blocks, growth=growth, attention=attention, base=base, offset_warn=offset_warn)
+        self.n = n
+        self.scale = scale if mode == "sra" else 1
+        chans, c = align_channels, channels
         act = nn.LeakyReLU(0.1, inplace=True)
-        t = 2 * cfg.n + 1
+        t = 2 * n + 1
         self.align: Optional[PCDAlign] = None
-        if cfg.align == "pcd":
+        if align == "pcd":
             self.multiple = 2 ** (len(chans) - 1)  # input sizes are padded to this for the pyramid
             self.extract = nn.Sequential(nn.Conv2d(3, chans[0], 3, padding=1), act,
-                                         *(ResidualBlock(chans[0]) for _ in range(cfg.extract_blocks)))
+                                         *(ResidualBlock(chans[0]) for _ in range(extract_blocks)))
             self.down = nn.ModuleList(
                 nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), act, nn.Conv2d(cout, cout, 3, padding=1), act)
                 for cin, cout in zip(chans[:-1], chans[1:]))
-            self.align = PCDAlign(chans, cfg.offset_groups, cfg.offset_warn, impl)
+            self.align = PCDAlign(chans, offset_groups, offset_warn, impl)
             self.fusion = nn.Conv2d(t * chans[0], c, 1)
         else:  # stack: one conv over the 2n+1 frames on channels
             self.multiple = 1
             self.fusion = nn.Conv2d(t * 3, c, 3, padding=1)
-        block = (lambda: RRDB(c, cfg.growth, cfg.attention)) if cfg.block == "rrdb" else (lambda: ResidualBlock(c, cfg.attention))
-        self.trunk = nn.Sequential(*(block() for _ in range(cfg.blocks)))
+        make_block = (lambda: RRDB(c, growth, attention)) if block == "rrdb" else (lambda: ResidualBlock(c, attention))
+        self.trunk = nn.Sequential(*(make_block() for _ in range(blocks)))
         self.trunk_conv = nn.Conv2d(c, c, 3, padding=1)
-        if cfg.tail == "hr":
+        if tail == "hr":
             self.upsample = upsampler(c, self.scale)
             self.conv_hr: Optional[nn.Conv2d] = nn.Conv2d(c, c, 3, padding=1)
             self.conv_last = nn.Conv2d(c, 3, 3, padding=1)
         else:  # shuffle: the residual is computed at the decoded size and pixel-shuffled up
             self.upsample, self.conv_hr = nn.Sequential(), None
             self.conv_last = nn.Sequential(nn.Conv2d(c, 3 * self.scale ** 2, 3, padding=1), nn.PixelShuffle(self.scale))
-        last = self.conv_last if cfg.tail == "hr" else self.conv_last[0]
+        last = self.conv_last if tail == "hr" else self.conv_last[0]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
-        self.base_up = LearnedUpsample(self.scale) if cfg.base == "learned" and self.scale > 1 else None
+        self.base_up = LearnedUpsample(self.scale) if base == "learned" and self.scale > 1 else None
 
     def base(self, centre: torch.Tensor) -> torch.Tensor:
         """X_t (PP) or X_t up-sampled by `scale` (SRA): what the residual is added to."""

@@ -30,13 +30,13 @@ Conv2D blocks are 128-channel 3x3 stride 1 and Conv3D blocks 128-channel stride 
 * Depths (defaults): `blocks_a` = 4 shared trunk residual blocks, `branch_blocks` = 1 residual block in each of
   the filter and residual branches, `blocks_b` = 2 residual blocks at each of the U-Net's three places (encoder,
   bottleneck, decoder). Residual block: conv3x3-ReLU-conv3x3 plus identity, no normalisation, ESRGAN's 0.1-scaled
-  Kaiming init (`vqe.models.rrdb.ResidualBlock`). ReLU everywhere in the generator (as DUF).
+  Kaiming init (`vqe.models.parts.rrdb.ResidualBlock`). ReLU everywhere in the generator (as DUF).
 * Front: a per-frame 3x3 conv lifts 3 -> `channels` channels (a Conv3D with kernel 1x3x3); g2 puts the paper's
   extra stride-2 conv (kernel 1x3x3, stride 1x2x2, 3 -> `channels`) before it.
 * Temporal reduction: N residual units, each conv3x3x3 without temporal padding (T -> T-2) + ReLU + per-frame
   conv3x3, added to the inner T-2 frames of its input; N units take 2N+1 frames to 1. Every 3-D conv is written
   as an exactly equivalent Conv2d (frames on the batch axis, or 3 consecutive frames stacked on channels),
-  because `vqe.models.load_model` converts the weights to channels-last, which refuses 5-D tensors.
+  because `vqe.models.build.load_model` converts the weights to channels-last, which refuses 5-D tensors.
 * g2's half-resolution features are brought back to the input size by pixel shuffle: the filter conv outputs
   4 x 25 logits per half-resolution pixel and PixelShuffle(2) gives 25 per input pixel; R^A likewise (12 ->
   3 channels). g4 uses the same convs: 4 x 25 logits are the 4 sub-pixel filters of eq. 4 (channel 4k + 2v + u
@@ -44,7 +44,7 @@ Conv2D blocks are 128-channel 3x3 stride 1 and Conv3D blocks 128-channel stride 
 * Stage B's input is the trunk's features (before the split). Its U-Net level is at the feature resolution
   (down: stride-2 conv; up: conv to 4x channels + PixelShuffle(2); skip: concatenation + 1x1 conv); then
   pixel-shuffle x2 steps (conv to 4x channels, PixelShuffle, ReLU) reach the target size, and a 3x3 conv gives R^B.
-  Bicubic is torch's (a = -0.75, `vqe.upscale.bicubic_up`); up_NN of eq. 5 is nearest neighbour.
+  Bicubic is torch's (a = -0.75, `vqe.util.upscale.bicubic_up`); up_NN of eq. 5 is nearest neighbour.
 * Initialisation: the last convs of R^A and R^B start at zero and the filter-logit conv has zero weights and a
   bias of log((1 - 0.02) * target + 0.02 / 25): the target is the identity (centre tap) for g2 and bilinear x2
   (align_corners=False) for g4, mixed with 2% of a uniform filter so no tap's softmax gradient starts vanishing.
@@ -64,14 +64,15 @@ input size, which the paper's G4 (4x) offsets with a 2x smaller input.
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqe.models.rrdb import ResidualBlock
-from vqe.upscale import bicubic_up
+from vqe.models.parts.objective import Adversary, View, down_to
+from vqe.models.parts.rrdb import ResidualBlock
+from vqe.util.upscale import bicubic_up
 
 VARIANTS = ("g2", "g4")
 FILTER = 5  # DUF filter side (§III-A-2, as DUF)
@@ -269,6 +270,19 @@ class SuperVEGAN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_stages(x)[1]
 
+    def training_view(self, lq: torch.Tensor, gt: torch.Tensor, it: int, iters: int, side: Optional[torch.Tensor]) -> View:
+        """Seed 001 §III-B: phase 1 trains Stage A alone (MSE on Y^A, the ground truth at its resolution);
+        phases 2-3 score the blend Y^AB = (1 - alpha) up_NN(Y^A) + alpha Y^B, alpha 0 -> 1 over phase 2 (eq. 5),
+        and keep Y^A's MSE (eq. 6)."""
+
+        phase, alpha = schedule(it, iters)
+        logs = {"phase": float(phase), "alpha": alpha}
+        if phase == 1:  # Stage B is not run: nothing but Y^A's MSE is scored
+            y_a = self.forward_a(lq)
+            return View(y_a, F.mse_loss(y_a, down_to(gt, y_a.shape)), False, logs)
+        y_a, y_b = self.forward_stages(lq)
+        return View(self.blend(y_a, y_b, alpha), F.mse_loss(y_a, down_to(gt, y_a.shape)), True, logs)
+
     def blend(self, y_a: torch.Tensor, y_b: torch.Tensor, alpha: Union[float, torch.Tensor]) -> torch.Tensor:
         """Eq. 5: Y^AB = (1 - alpha) up_NN(Y^A) + alpha Y^B (up_NN: nearest x2 for g2, identity for g4 at 2x)."""
         up = y_a if self.stage_b_scale == 1 else F.interpolate(y_a, scale_factor=self.stage_b_scale, mode="nearest")
@@ -342,3 +356,11 @@ class SuperVEGANDiscriminator(nn.Module):
             raise ValueError(f"SuperVEGANDiscriminator was built for {self.patch}x{self.patch} patches (its "
                              f"fully-connected layer has a fixed input size), got {x.shape[-2]}x{x.shape[-1]}")
         return self.fc(self.features(x * 2 - 1).flatten(1))
+
+
+def adversary(cfg: dict[str, Any], patch: int) -> Adversary:
+    """Seed 001 eq. 8: the standard (non-saturating) GAN with a conv + fully-connected discriminator."""
+
+    disc = SuperVEGANDiscriminator(patch=patch, **cfg)
+    return Adversary(disc, lambda d, real, fake, c: discriminator_loss(d(real), d(fake)),
+                     lambda d, real, fake, c: generator_loss(d(fake)))

@@ -46,7 +46,7 @@ Choices and deviations from the public code:
   losses use softplus, numerically stable, instead of log(sigmoid + eps)). Its 27 input channels are stacked
   frame-major (frame 0 RGB, frame 1 RGB, ...) where TecoGAN interleaves RRRGGGBBB: the same information.
   All 27 channels are mapped to [-1, 1] (TecoGAN: HR in [-1, 1], the LR condition in [0, 1]). The condition is
-  the repo's bicubic up-sampling (`vqe.upscale.bicubic_up`, as the brief asks; TecoGAN's code resizes it bilinearly).
+  the repo's bicubic up-sampling (`vqe.util.upscale.bicubic_up`, as the brief asks; TecoGAN's code resizes it bilinearly).
   The middle frame of the warped triplet is copied, not warped with a zero flow (the same up to interpolation).
   TecoGAN's optional crop of the warped triplet's border (crop_dt) is not implemented. TecoGAN's batch norm always
   normalises with the batch's statistics: keep D in train mode when using it.
@@ -58,13 +58,15 @@ Size at the defaults (scale 2): 2,531,429 parameters (FNet 1,745,506, the genera
 from __future__ import annotations
 
 import math
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqe.models.flow import upscale_flow, warp
-from vqe.upscale import bicubic_up
+from vqe.models.parts.flow import upscale_flow, warp
+from vqe.models.parts.objective import Adversary, View
+from vqe.util.upscale import bicubic_up
 
 MAX_FLOW = 24.0  # FNet's tanh bound in LR pixels (TecoGAN's "max velocity")
 FNET_MULTIPLE = 8  # FNet's three 2x2 max-pools
@@ -187,6 +189,19 @@ class TecoGAN(nn.Module):
             warped = warp(outs[-1], upscale_flow(flows[:, i - 1], self.scale))
             outs.append(self.generate(lr_seq[:, i], warped))
         return torch.stack(outs, 1), flows
+
+    def training_view(self, lq: torch.Tensor, gt: torch.Tensor, it: int, iters: int, side: Optional[torch.Tensor]) -> View:
+        """TecoGAN (Chu et al. 2020): the recurrence over the ping-pong sequence x_1..x_T..x_1 of the batch's
+        T aligned frames (`train.frames`), every output scored against its frame's ground truth; its own terms
+        are the ping-pong loss (forward against backward outputs) and FNet's warping loss on the LR frames."""
+
+        T = gt.shape[1]
+        lr_pp = ping_pong_sequence(lq[:, self.n:self.n + T])  # frame j's own decode is lq[:, n + j]
+        outs, flows = self.forward_sequence(lr_pp)
+        temporal = {"pingpong": ping_pong_loss(outs, T),
+                    "warp": warping_loss(lr_pp[:, 1:], lr_pp[:, :-1], flows)}
+        return View(outs.flatten(0, 1), None, True, {}, target=ping_pong_sequence(gt).flatten(0, 1),
+                    cond=(lr_pp, flows), temporal=temporal)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or x.shape[1] != 2 * self.n + 1 or x.shape[2] != 3:
@@ -319,3 +334,31 @@ def warping_loss(lr_t: torch.Tensor, lr_prev: torch.Tensor, lr_flow: torch.Tenso
     if lr_t.dim() == 5:
         lr_t, lr_prev, lr_flow = lr_t.flatten(0, 1), lr_prev.flatten(0, 1), lr_flow.flatten(0, 1)
     return F.mse_loss(warp(lr_prev, lr_flow), lr_t)
+
+
+def adversary(cfg: dict[str, Any], patch: int) -> Adversary:
+    """TecoGAN's spatio-temporal D_s,t on warped triplets of the ping-pong sequence (`TecoGAN.training_view`'s cond:
+    the LR sequence and FNet's flows, shared by real and fake). G's term is its -log D(fake) plus D's
+    feature-layer loss at `layer_weight` (relative to `adv_weight`: 100 x 0.01 = TecoGAN's layer loss at 1)."""
+
+    cfg = dict(cfg)
+    layer_weight = float(cfg.pop("layer_weight", 0.0))
+    disc = SpatioTemporalDiscriminator(**cfg)
+
+    def d_inputs(hr: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        lr_pp, flows = cond
+        return ping_pong_d_inputs(hr.unflatten(0, lr_pp.shape[:2]), lr_pp, flows)
+
+    def d_loss(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return discriminator_loss(d(d_inputs(real, cond))[0], d(d_inputs(fake, cond))[0])
+
+    def g_loss(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        fake_logits, fake_feats = d(d_inputs(fake, cond))
+        loss = generator_adv_loss(fake_logits)
+        if layer_weight > 0:
+            with torch.no_grad():
+                real_feats = d(d_inputs(real, cond))[1]
+            loss = loss + layer_weight * feature_loss(real_feats, fake_feats)
+        return loss
+
+    return Adversary(disc, d_loss, g_loss)

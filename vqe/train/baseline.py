@@ -1,7 +1,7 @@
 """Table 1's learned baselines, trained by one recipe on the shared loop and our data.
 
 Every baseline (`baselines.systems.<row id>`: Galteri et al., SUPERVEGAN, EDVR, ESRGAN+DnCNN, ...) is a
-model of `vqe.models.BASELINE_ARCHS` trained on the same patches, degradation and validation as our
+model of `vqe.registry.BASELINE_ARCHS` trained on the same patches, degradation and validation as our
 own models, with the loss its paper gives, from the terms of one objective:
 
     pixel_weight * pixel(out, gt) + perceptual_weight * perceptual(out, gt)
@@ -12,61 +12,43 @@ PSNR-oriented model); the perceptual and adversarial terms (and the discriminato
 it. `aux` is
 a model's own term (`aux_loss`: ESRGAN+DnCNN's denoiser at the decoded size). A model may also own how
 it is trained over time: SUPERVEGAN's three-phase progressive schedule blends its Stage B in
-(`supervegan_view`), and in its first phase only its Stage A's MSE applies. Each game (`ADVERSARIES`)
+(`SuperVEGAN.training_view`), and in its first phase only its Stage A's MSE applies. Each game (`vqe.registry.GAMES`)
 uses its paper's discriminator and loss. Budgets are iterations sized so that each row trains about as
 long as Stage A does on the same profile (the summary records the seconds).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from vqe.config import BaselineSystem, BaselineTrain, Params
+from vqe.config import BaselineLoss, BaselineSystem, BaselineTrain, Params
 from vqe.data.dataset import TrainPatches
-from vqe.data.manifest import EncodeEntry, Manifest
-from vqe.errors import VQEError
-from vqe.fetch import sha256sum
 from vqe.losses import perceptual_loss, relativistic_loss
-from vqe.models import build_model
-from vqe.train import checkpoint, distributed
+from vqe.models.build import build_model
+from vqe.models.parts.discriminator import PatchDiscriminator
+from vqe.models.parts.objective import Adversary, View, down_to
+from vqe.registry import GAMES
+from vqe.train import checkpoint
 from vqe.train.amp import amp_name, autocast_dtype, autocaster, grad_scaler
 from vqe.train.loop import Phase, cosine, export, fit, optimise, validation_kbps
+from vqe.train.session import session
 from vqe.train.validate import Validator
-from vqe.upscale import bicubic_up
+from vqe.util.errors import VQEError
+from vqe.util.upscale import bicubic_up
 
 log = logging.getLogger(__name__)
 
 
 # --- what the objective scores ------------------------------------------------------------------
-
-class View(NamedTuple):
-    """What one training forward pass gives the objective: the output scored against the ground truth,
-    the model's own term (or None), whether the main terms apply yet, and values to log. A sequence model
-    also gives its `target` (the batch's ground truth rearranged like `out`), its discriminator's `cond`
-    (default: the bicubic up-sampled centre frame) and its `temporal` terms (unweighted, by name:
-    "pingpong", "warp"; weighted by `loss.<name>_weight`)."""
-
-    out: Tensor
-    aux: Optional[Tensor]
-    main: bool
-    logs: dict[str, float]
-    target: Optional[Tensor] = None
-    cond: Any = None
-    temporal: Optional[dict[str, Tensor]] = None
-
-
-def down_to(gt: Tensor, size: torch.Size) -> Tensor:
-    """The ground truth at a model's intermediate resolution (area averaging: our degradation's down-scaling)."""
-    return gt if gt.shape[-2:] == size[-2:] else F.interpolate(gt, size=size[-2:], mode="area")
 
 
 def plain_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int, side: Optional[Tensor]) -> View:
@@ -77,111 +59,22 @@ def plain_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int, si
     return View(out, aux, True, {})
 
 
-def supervegan_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int, side: Optional[Tensor]) -> View:
-    """Seed 001 §III-B: phase 1 trains Stage A alone (MSE on Y^A, the ground truth at its resolution);
-    phases 2-3 score the blend Y^AB = (1 - alpha) up_NN(Y^A) + alpha Y^B, alpha 0 -> 1 over phase 2 (eq. 5),
-    and keep Y^A's MSE (eq. 6)."""
-    from vqe.models.supervegan import schedule
-
-    phase, alpha = schedule(it, iters)
-    logs = {"phase": float(phase), "alpha": alpha}
-    if phase == 1:  # Stage B is not run: nothing but Y^A's MSE is scored
-        y_a = model.forward_a(lq)
-        return View(y_a, F.mse_loss(y_a, down_to(gt, y_a.shape)), False, logs)
-    y_a, y_b = model.forward_stages(lq)
-    return View(model.blend(y_a, y_b, alpha), F.mse_loss(y_a, down_to(gt, y_a.shape)), True, logs)
-
-
-def tecogan_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int, side: Optional[Tensor]) -> View:
-    """TecoGAN (Chu et al. 2020): the recurrence over the ping-pong sequence x_1..x_T..x_1 of the batch's
-    T aligned frames (`train.frames`), every output scored against its frame's ground truth; its own terms
-    are the ping-pong loss (forward against backward outputs) and FNet's warping loss on the LR frames."""
-    from vqe.models import tecogan
-
-    T = gt.shape[1]
-    lr_pp = tecogan.ping_pong_sequence(lq[:, model.n:model.n + T])  # frame j's own decode is lq[:, n + j]
-    outs, flows = model.forward_sequence(lr_pp)
-    temporal = {"pingpong": tecogan.ping_pong_loss(outs, T),
-                "warp": tecogan.warping_loss(lr_pp[:, 1:], lr_pp[:, :-1], flows)}
-    return View(outs.flatten(0, 1), None, True, {}, target=tecogan.ping_pong_sequence(gt).flatten(0, 1),
-                cond=(lr_pp, flows), temporal=temporal)
-
-
-VIEWS: dict[str, Callable[[nn.Module, Tensor, Tensor, int, int, Optional[Tensor]], View]] = {
-    "supervegan": supervegan_view, "tecogan": tecogan_view}
-
-
 # --- adversarial games --------------------------------------------------------------------------
-
-@dataclass
-class Adversary:
-    """A discriminator and its paper's losses: `d_loss(D, real, fake, cond)`, `g_loss(D, real, fake, cond)`
-    (`cond`: the bicubic up-sampled decode, for conditional discriminators)."""
-
-    disc: nn.Module
-    d_loss: Callable[[nn.Module, Tensor, Tensor, Tensor], Tensor]
-    g_loss: Callable[[nn.Module, Tensor, Tensor, Tensor], Tensor]
-
-
-def galteri_adversary(cfg: dict[str, Any], patch: int) -> Adversary:
-    """Seed 002 eqs. 4 and 7: a conditional sub-patch discriminator, D(I | I^C)."""
-    from vqe.models import galteri
-
-    disc = galteri.GalteriDiscriminator(**cfg)
-    return Adversary(disc, lambda d, real, fake, c: galteri.discriminator_loss(d(real, c), d(fake, c)),
-                     lambda d, real, fake, c: galteri.adversarial_loss(d(fake, c)))
-
-
-def supervegan_adversary(cfg: dict[str, Any], patch: int) -> Adversary:
-    """Seed 001 eq. 8: the standard (non-saturating) GAN with a conv + fully-connected discriminator."""
-    from vqe.models import supervegan
-
-    disc = supervegan.SuperVEGANDiscriminator(patch=patch, **cfg)
-    return Adversary(disc, lambda d, real, fake, c: supervegan.discriminator_loss(d(real), d(fake)),
-                     lambda d, real, fake, c: supervegan.generator_loss(d(fake)))
 
 
 def relativistic_adversary(cfg: dict[str, Any], patch: int) -> Adversary:
     """ESRGAN's relativistic average GAN, on our PatchGAN (ESRGAN's own D is a VGG-style classifier)."""
-    from vqe.models.discriminator import PatchDiscriminator
 
     disc = PatchDiscriminator(3, **cfg)
     return Adversary(disc, lambda d, real, fake, c: relativistic_loss(d(real), d(fake)),
                      lambda d, real, fake, c: relativistic_loss(d(fake), d(real)))
 
 
-def tecogan_adversary(cfg: dict[str, Any], patch: int) -> Adversary:
-    """TecoGAN's spatio-temporal D_s,t on warped triplets of the ping-pong sequence (`tecogan_view`'s cond:
-    the LR sequence and FNet's flows, shared by real and fake). G's term is its -log D(fake) plus D's
-    feature-layer loss at `layer_weight` (relative to `adv_weight`: 100 x 0.01 = TecoGAN's layer loss at 1)."""
-    from vqe.models import tecogan
-
-    cfg = dict(cfg)
-    layer_weight = float(cfg.pop("layer_weight", 0.0))
-    disc = tecogan.SpatioTemporalDiscriminator(**cfg)
-
-    def d_inputs(hr: Tensor, cond: tuple[Tensor, Tensor]) -> Tensor:
-        lr_pp, flows = cond
-        return tecogan.ping_pong_d_inputs(hr.unflatten(0, lr_pp.shape[:2]), lr_pp, flows)
-
-    def d_loss(d: nn.Module, real: Tensor, fake: Tensor, cond: tuple[Tensor, Tensor]) -> Tensor:
-        return tecogan.discriminator_loss(d(d_inputs(real, cond))[0], d(d_inputs(fake, cond))[0])
-
-    def g_loss(d: nn.Module, real: Tensor, fake: Tensor, cond: tuple[Tensor, Tensor]) -> Tensor:
-        fake_logits, fake_feats = d(d_inputs(fake, cond))
-        loss = tecogan.generator_adv_loss(fake_logits)
-        if layer_weight > 0:
-            with torch.no_grad():
-                real_feats = d(d_inputs(real, cond))[1]
-            loss = loss + layer_weight * tecogan.feature_loss(real_feats, fake_feats)
-        return loss
-
-    return Adversary(disc, d_loss, g_loss)
-
-
-ADVERSARIES: dict[str, Callable[[dict[str, Any], int], Adversary]] = {
-    "galteri": galteri_adversary, "supervegan": supervegan_adversary, "relativistic": relativistic_adversary,
-    "tecogan": tecogan_adversary}
+def adversary(game: str, cfg: dict[str, Any], patch: int) -> Adversary:
+    """The discriminator and losses of adversarial game `game` (`vqe.registry.GAMES` says where each is defined:
+    a paper's own game lives next to its architecture, so training one baseline imports no other)."""
+    module, name = GAMES[game].split(":")
+    return getattr(importlib.import_module(module), name)(cfg, patch)
 
 
 PIXEL = {"l1": F.l1_loss, "mse": F.mse_loss}
@@ -199,7 +92,7 @@ def baseline_phase(name: str, system: BaselineSystem, model: nn.Module, cfg: Bas
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
     perc = (perceptual_loss(loss.perceptual, key=f"baselines.systems.{name}.loss.perceptual").to(device)
             if loss.perceptual != "none" and loss.perceptual_weight > 0 else None)
-    adv = ADVERSARIES[loss.adversarial](system.disc, cfg.patch) if loss.adversarial != "none" else None
+    adv = adversary(loss.adversarial, system.disc, cfg.patch) if loss.adversarial != "none" else None
     modules: dict[str, nn.Module] = {"model": model}
     optimizers: dict[str, torch.optim.Optimizer] = {"adam": opt}
     if adv is not None:
@@ -208,7 +101,7 @@ def baseline_phase(name: str, system: BaselineSystem, model: nn.Module, cfg: Bas
         optimizers["d_adam"] = torch.optim.Adam(adv.disc.parameters(), lr=cfg.d_lr, betas=tuple(cfg.betas))
     if ema is not None:
         modules["ema"] = ema
-    view_of = VIEWS.get(model.arch, plain_view)
+    view_of = getattr(type(model), "training_view", plain_view)  # SUPERVEGAN's and TecoGAN's own
     params = list(model.parameters())
     dtype = autocast_dtype(device, cfg.amp)
     autocast, scalers = autocaster(device, dtype), {k: grad_scaler(dtype) for k in optimizers}
@@ -293,35 +186,35 @@ def build_baseline(params: Params, name: str) -> nn.Module:
 
 def train_baseline(params: Params, name: str, *, model_path: str | Path = "models/{name}.pt",
                    run_dir: str | Path = "checkpoints/{name}", live_dir: Optional[str | Path] = "results/train/{name}",
-                   summary_path: Optional[str | Path] = "results/train/{name}.json", progress: bool = True
-                   ) -> dict[str, Any]:
+                   summary_path: Optional[str | Path] = "results/train/{name}.json", progress: bool = True,
+                   data_sha256: Optional[str] = None) -> dict[str, Any]:
     """Train row `name` and export its model (with its summary as metadata and as JSON); resumes from
     `run_dir/last.pt`. "{name}" in a path is the row id; `live_dir` / `summary_path` None: no dvclive log / JSON."""
     path = lambda p: Path(str(p).format(name=name)) if p is not None else None  # noqa: E731
     return _train_row(params, name, params.baselines.train_for(name), path(model_path), path(run_dir),
-                      path(live_dir), path(summary_path), progress)
+                      path(live_dir), path(summary_path), progress, data_sha256)
 
 
 def _train_row(params: Params, name: str, cfg: BaselineTrain, model_path: Path, run_dir: Path,
-               live_dir: Optional[Path], summary_path: Optional[Path], progress: bool) -> dict[str, Any]:
+               live_dir: Optional[Path], summary_path: Optional[Path], progress: bool,
+               data_sha256: Optional[str]) -> dict[str, Any]:
     system = params.baselines.systems[name]
-    dist = distributed.setup(cfg.device)
-    try:
+    with session(params, cfg.device, data_sha256) as run:
+        dist, manifest = run.dist, run.manifest
         if dist.world > 1:
             raise VQEError("baselines train in one process (their discriminators are not wrapped for DDP)")
-        manifest = Manifest.load(params.synth.out_dir)
         torch.manual_seed(params.seed)
         model = build_baseline(params, name).to(dist.device).train()
         phase, final, dtype = baseline_phase(name, system, model, cfg, dist.device)
         validator = Validator(manifest, model.n, low_res=True, kbps=validation_kbps(params), frames=cfg.val_frames,
                               device=dist.device)
         phase.validate = lambda: validator(final)
-        side, side_record = (pqf_training(model, manifest, params.seed) if getattr(model, "needs_side", False)
+        side, side_record = (model.training_side(manifest, params.seed) if getattr(model, "needs_side", False)
                              else (None, {}))
         dataset = TrainPatches(manifest, "train", model.n, cfg.patch, low_res=True, seed=params.seed,
                                rate_ids=cfg.rate_ids, frames_out=cfg.frames, side=side)
         fp = checkpoint.fingerprint("baseline", name, asdict(system), asdict(cfg), params.seed, params.synth.scale,
-                                    sha256sum(manifest.root / "manifest.json"), checkpoint.code_digest())
+                                    run.data_sha256, checkpoint.code_digest())
         summary = fit(phase, dataset, cfg, run_dir=run_dir, seed=params.seed, fp=fp, dist=dist, live_dir=live_dir,
                       progress=progress)
         summary.update(row=name, arch=system.arch, device=str(dist.device), threads=torch.get_num_threads(),
@@ -330,34 +223,6 @@ def _train_row(params: Params, name: str, cfg: BaselineTrain, model_path: Path, 
                        amp=amp_name(dtype), val_input=validator.input_scores, **side_record)
         export(model_path, final, summary, summary_path, profile=params.profile_name)
         return summary
-    finally:
-        distributed.teardown()
-
-
-def frame_psnr(manifest: Manifest, entry: EncodeEntry) -> np.ndarray:
-    """(T,) RGB PSNR of each bicubic up-scaled decoded frame against its ground truth (MFQE's quality curve)."""
-    gt, lq = manifest.gt(entry.clip), manifest.lq(entry)
-    mse = np.array([np.mean((gt[t].astype(np.float32) - lq[t].astype(np.float32)) ** 2) for t in range(entry.frames)])
-    return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
-
-
-def pqf_training(model: nn.Module, manifest: Manifest, seed: int
-                 ) -> tuple[Callable[[EncodeEntry], np.ndarray], dict[str, Any]]:
-    """MFQE 2.0's training data: the PSNR labels of every training encode, which its QE-subnet trains on (as
-    MFQE), and its detector fitted to them from the bitstream's coding features; returns (entry -> labels,
-    what to record: the detector's accuracy on those encodes)."""
-    from vqe.data.bitstream import frame_stats
-    from vqe.models.mfqe import detector_features, fit_detector, pqf_labels
-
-    entries = manifest.select("train")
-    labels = {(e.clip, e.rate_id): pqf_labels(frame_psnr(manifest, e)) for e in entries}
-    clips = []
-    for e in entries:
-        s = frame_stats(manifest.root / e.stream)
-        clips.append((detector_features(s.qp, s.bits, s.types), labels[e.clip, e.rate_id]))
-    record = fit_detector(model.detector, clips, seed=seed)
-    log.info("PQF detector: accuracy %.3f on %d training encodes", record["accuracy"], len(clips))
-    return (lambda e: labels[e.clip, e.rate_id].astype(np.float32)), {"pqf_detector": record}
 
 
 def _perceptual_record(net: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from vqe.atomic import atomic_path
+from vqe.util.atomic import atomic_path
 
 
 def fingerprint(*parts: Any) -> str:

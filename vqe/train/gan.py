@@ -29,12 +29,18 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from vqe.config import GanLoss
-from vqe.losses import flow_temporal_loss, input_flows, perceptual_loss, ping_pong_loss, relativistic_loss
-from vqe.models.discriminator import stack_frames
-from vqe.models.generator import sequence_windows
+from vqe.losses import (
+    flow_temporal_loss,
+    input_flows,
+    perceptual_loss,
+    ping_pong_loss,
+    relativistic_loss,
+)
+from vqe.models.parts.discriminator import stack_frames
+from vqe.models.stage_b import sequence_windows
 from vqe.train.amp import autocaster, grad_scaler
 from vqe.train.loop import optimise
-from vqe.upscale import bicubic_up
+from vqe.util.upscale import bicubic_up
 
 SEQ_FRAMES = 3  # frames per training sample: D_T judges 3 consecutive frames (§III-C)
 Batch = tuple[torch.Tensor, torch.Tensor]

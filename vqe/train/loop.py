@@ -23,15 +23,17 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from dvclive import Live
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from vqe.atomic import write_json
 from vqe.config import Params, TrainParams
-from vqe.errors import VQEError
+from vqe.models.build import save_model
 from vqe.train import checkpoint
 from vqe.train.distributed import Dist
+from vqe.util.atomic import write_json
+from vqe.util.errors import VQEError
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +177,6 @@ def fit(phase: Phase, dataset: Dataset, cfg: TrainParams, *, run_dir: Path, seed
 def export(model_path: str | Path, model: nn.Module, summary: dict[str, Any], summary_path: Optional[str | Path],
            profile: str) -> None:
     """Write the trained model (with the run's summary as its metadata) and the summary JSON (DVC metrics)."""
-    from vqe.models import save_model
 
     save_model(model_path, model, meta={"profile": profile, "train": summary})
     if summary_path:
@@ -215,7 +216,6 @@ def _restore(phase: Phase, state: dict[str, Any]) -> None:
 
 def _open_live(live_dir: Path, start: int):
     """dvclive logger; on resume, drop rows logged after the checkpoint (they will be logged again)."""
-    from dvclive import Live
 
     if start > 0:
         for tsv in Path(live_dir, "plots", "metrics").rglob("*.tsv"):

@@ -32,22 +32,23 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from vqe.atomic import atomic_path
 from vqe.config import FastParams, NoGanParams, Params
 from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
-from vqe.errors import VQEError
-from vqe.fetch import sha256sum
-from vqe.models.discriminator import build_discriminators
 from vqe.models.fast import FastRestorer
-from vqe.models.generator import from_stage_a
-from vqe.train import checkpoint, distributed
-from vqe.train.distributed import Dist
+from vqe.models.parts.discriminator import build_discriminators
+from vqe.models.stage_b import from_stage_a
+from vqe.train import checkpoint
 from vqe.train.amp import amp_name, autocast_dtype
+from vqe.train.distributed import Dist
 from vqe.train.gan import SEQ_FRAMES, Batch, GanObjective, GanUpdates, gan_step
 from vqe.train.loop import Phase, cosine, export, fit, validation_kbps
+from vqe.train.session import Session, session
 from vqe.train.stage_b import generator_groups, load_stage_a
 from vqe.train.validate import Validator
+from vqe.util.atomic import atomic_path
+from vqe.util.errors import VQEError
+from vqe.util.fetch import sha256sum
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class NoGan:
         self.progress = progress
         self.net = DistributedDataParallel(gen) if dist.world > 1 and any(
             p.requires_grad for p in gen.parameters()) else gen
-        self.discs = build_discriminators(cfg.disc).to(dist.device)
+        self.discs = build_discriminators(**asdict(cfg.disc)).to(dist.device)
         run_discs = {k: DistributedDataParallel(d) if dist.world > 1 else d for k, d in self.discs.items()}
         self.objective = GanObjective(cfg.loss, run_discs, gen.n, dist.device)
         self.dtype = autocast_dtype(dist.device, cfg.train.amp)
@@ -224,14 +225,15 @@ class NoGan:
 
 def _schedule(name: str, gen: nn.Module, cfg: NoGanParams, params: Params, groups: list[dict], *, fp_extra: tuple,
               model_path: str | Path, run_dir: str | Path, live_dir: Optional[str | Path],
-              summary_path: Optional[str | Path], progress: bool, dist: Dist, manifest: Manifest,
+              summary_path: Optional[str | Path], progress: bool, run: Session,
               summary: dict[str, Any]) -> dict[str, Any]:
     """Run the schedule for `gen` and export the chosen generator with its summary."""
+    dist, manifest = run.dist, run.manifest
     validator = Validator(manifest, gen.n, low_res=gen.scale > 1, kbps=validation_kbps(params),
                           frames=cfg.train.val_frames, device=dist.device, consecutive=True) if dist.main else None
     if validator:
         summary.update(val_input=validator.input_scores, val_start=validator(gen))
-    fp_parts = (name, asdict(cfg), params.seed, params.synth.scale, sha256sum(manifest.root / "manifest.json"),
+    fp_parts = (name, asdict(cfg), params.seed, params.synth.scale, run.data_sha256,
                 dist.world, checkpoint.code_digest(), *fp_extra)
     schedule = NoGan(gen, cfg, params, groups, dist=dist, manifest=manifest, validator=validator,
                      run_dir=Path(run_dir), live_dir=Path(live_dir) if live_dir else None, fp_parts=fp_parts,
@@ -247,45 +249,41 @@ def _schedule(name: str, gen: nn.Module, cfg: NoGanParams, params: Params, group
 def train_nogan(params: Params, *, stage_a_path: str | Path = "models/stage_a.pt",
                 model_path: str | Path = "models/nogan.pt", run_dir: str | Path = "checkpoints/nogan",
                 live_dir: Optional[str | Path] = "results/train/nogan",
-                summary_path: Optional[str | Path] = "results/train/nogan.json", progress: bool = True) -> dict[str, Any]:
+                summary_path: Optional[str | Path] = "results/train/nogan.json", progress: bool = True,
+                data_sha256: Optional[str] = None) -> dict[str, Any]:
     """Row `nogan`: our generator G = G_B(G_A(.)) (sizes from `stage_b.model`) trained by NoGAN."""
     cfg = params.nogan
-    dist = distributed.setup(cfg.train.device)
-    try:
-        manifest = Manifest.load(params.synth.out_dir)
+    with session(params, cfg.train.device, data_sha256) as run:
+        dist = run.dist
         stage_a = load_stage_a(stage_a_path)
         if not params.stage_b.model.enabled and cfg.train.stage_a_lr == 0:
             raise VQEError("nogan: stage_b.model.enabled is false and nogan.train.stage_a_lr is 0: nothing to train")
         torch.manual_seed(params.seed)
-        gen = from_stage_a(stage_a, params.stage_b.model).to(dist.device)
+        gen = from_stage_a(stage_a, asdict(params.stage_b.model)).to(dist.device)
         groups = generator_groups(gen, cfg.train.stage_a_lr, cfg.train.lr, params.stage_a.train.offset_lr_mult)
         return _schedule("nogan", gen, cfg, params, groups, fp_extra=(asdict(params.stage_b.model),
                          sha256sum(Path(stage_a_path))), model_path=model_path, run_dir=run_dir, live_dir=live_dir,
-                         summary_path=summary_path, progress=progress, dist=dist, manifest=manifest,
+                         summary_path=summary_path, progress=progress, run=run,
                          summary={"stage_a_trained": cfg.train.stage_a_lr > 0})
-    finally:
-        distributed.teardown()
 
 
 def train_nogan_fast(params: Params, *, model_path: str | Path = "models/nogan_fast.pt",
                      run_dir: str | Path = "checkpoints/nogan_fast",
                      live_dir: Optional[str | Path] = "results/train/nogan_fast",
                      summary_path: Optional[str | Path] = "results/train/nogan_fast.json",
-                     progress: bool = True) -> dict[str, Any]:
+                     progress: bool = True,
+                     data_sha256: Optional[str] = None) -> dict[str, Any]:
     """Row `nogan_fast`: seed 003's MobileNetV3 U-Net, single frame, trained by NoGAN from scratch
     (or from ImageNet encoder weights when they are on disk; the summary records which)."""
     cfg: FastParams = params.nogan_fast
-    dist = distributed.setup(cfg.train.device)
-    try:
-        manifest = Manifest.load(params.synth.out_dir)
+    with session(params, cfg.train.device, data_sha256) as run:
+        dist = run.dist
         scale = params.synth.scale if params.stage_a.model.mode == "sra" else 1
         torch.manual_seed(params.seed)
-        gen = FastRestorer(cfg.model, scale=scale)
+        gen = FastRestorer(**asdict(cfg.model), scale=scale)
         encoder_weights = gen.load_encoder_weights()
         gen = gen.to(dist.device)
         groups = [{"params": list(gen.parameters()), "lr": cfg.train.lr}]
         return _schedule("nogan_fast", gen, cfg, params, groups, fp_extra=(encoder_weights,), model_path=model_path,
-                         run_dir=run_dir, live_dir=live_dir, summary_path=summary_path, progress=progress, dist=dist,
-                         manifest=manifest, summary={"encoder": cfg.model.encoder, "encoder_weights": encoder_weights})
-    finally:
-        distributed.teardown()
+                         run_dir=run_dir, live_dir=live_dir, summary_path=summary_path, progress=progress, run=run,
+                         summary={"encoder": cfg.model.encoder, "encoder_weights": encoder_weights})

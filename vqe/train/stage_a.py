@@ -21,13 +21,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vqe.config import Params, TrainParams
 from vqe.data.dataset import TrainPatches
-from vqe.data.manifest import Manifest
-from vqe.fetch import sha256sum
 from vqe.losses import PixelLoss
 from vqe.models.stage_a import StageA
-from vqe.train import checkpoint, distributed
+from vqe.train import checkpoint
 from vqe.train.amp import amp_name, autocast_dtype, autocaster, grad_scaler
 from vqe.train.loop import Phase, cosine, export, fit, optimise, validation_kbps
+from vqe.train.session import session
 from vqe.train.validate import Validator
 
 log = logging.getLogger(__name__)
@@ -72,16 +71,16 @@ def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt
                   run_dir: str | Path = "checkpoints/stage_a", live_dir: Optional[str | Path] = "results/train/stage_a",
                   summary_path: Optional[str | Path] = "results/train/stage_a.json",
                   progress: bool = True, validate: bool = True,
-                  extra_scores: Optional[Callable[[nn.Module], dict[str, float]]] = None) -> dict[str, Any]:
+                  extra_scores: Optional[Callable[[nn.Module], dict[str, float]]] = None,
+                  data_sha256: Optional[str] = None) -> dict[str, Any]:
     """Phase 1; exports the model (EMA weights when `ema` > 0). `validate=False` skips validation
     (the ablation study scores its runs itself); `extra_scores(model)` adds scores to every validation
     (the scaling study's test-span curve)."""
     cfg, mcfg = params.stage_a.train, params.stage_a.model
-    dist = distributed.setup(cfg.device)
-    try:
-        manifest = Manifest.load(params.synth.out_dir)
+    with session(params, cfg.device, data_sha256) as run:
+        dist, manifest = run.dist, run.manifest
         torch.manual_seed(params.seed)  # identical initial weights on every rank
-        model = StageA(mcfg, scale=params.synth.scale).to(dist.device)
+        model = StageA(**asdict(mcfg), scale=params.synth.scale).to(dist.device)
         net = DistributedDataParallel(model) if dist.world > 1 else model
         phase, final, describe = stage_a_phase(model, cfg, dist.device, net)
         low_res = mcfg.mode == "sra"
@@ -92,7 +91,7 @@ def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt
         dataset = TrainPatches(manifest, "train", mcfg.n, cfg.patch, low_res=low_res, seed=params.seed,
                                rate_ids=cfg.rate_ids)
         fp = checkpoint.fingerprint("stage_a", asdict(params.stage_a), params.seed, params.synth.scale,
-                                    sha256sum(manifest.root / "manifest.json"), dist.world, checkpoint.code_digest())
+                                    run.data_sha256, dist.world, checkpoint.code_digest())
         summary = fit(phase, dataset, cfg, run_dir=Path(run_dir), seed=params.seed, fp=fp, dist=dist,
                       live_dir=Path(live_dir) if live_dir else None, progress=progress)
         summary.update(device=str(dist.device), processes=dist.world, threads=torch.get_num_threads(),
@@ -102,6 +101,4 @@ def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt
         if dist.main:
             export(model_path, final, summary, summary_path, profile=params.profile_name)
         return summary
-    finally:
-        distributed.teardown()
 

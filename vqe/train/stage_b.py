@@ -27,17 +27,18 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vqe.config import GanTrainParams, Params
 from vqe.data.dataset import TrainPatches
-from vqe.errors import VQEError
 from vqe.data.manifest import Manifest
-from vqe.fetch import sha256sum
-from vqe.models import load_model
-from vqe.models.discriminator import build_discriminators
-from vqe.models.generator import Generator, from_stage_a
-from vqe.train import checkpoint, distributed
+from vqe.models.build import load_model
+from vqe.models.parts.discriminator import build_discriminators
+from vqe.models.stage_b import Generator, from_stage_a
+from vqe.train import checkpoint
 from vqe.train.amp import amp_name, autocast_dtype
 from vqe.train.gan import SEQ_FRAMES, GanObjective, GanUpdates, gan_step
 from vqe.train.loop import Phase, cosine, export, fit, validation_kbps
+from vqe.train.session import session
 from vqe.train.validate import Validator
+from vqe.util.errors import VQEError
+from vqe.util.fetch import sha256sum
 
 log = logging.getLogger(__name__)
 
@@ -70,26 +71,26 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
                   model_path: str | Path = "models/gan_evh.pt", run_dir: str | Path = "checkpoints/stage_b",
                   live_dir: Optional[str | Path] = "results/train/stage_b",
                   summary_path: Optional[str | Path] = "results/train/stage_b.json",
-                  progress: bool = True, validate: bool = True) -> dict[str, Any]:
+                  progress: bool = True, validate: bool = True,
+                  data_sha256: Optional[str] = None) -> dict[str, Any]:
     """Phase 2 (and the optional joint fine-tune); exports the full generator to `model_path`.
     `validate=False` skips validation (the ablation study scores its runs itself)."""
     sb, cfg = params.stage_b, params.stage_b.train
-    dist = distributed.setup(cfg.device)
-    try:
-        manifest = Manifest.load(params.synth.out_dir)
+    with session(params, cfg.device, data_sha256) as run:
+        dist, manifest = run.dist, run.manifest
         stage_a = load_stage_a(stage_a_path)
         torch.manual_seed(params.seed)
-        gen = from_stage_a(stage_a, sb.model).to(dist.device)
+        gen = from_stage_a(stage_a, asdict(sb.model)).to(dist.device)
         low_res = stage_a.scale > 1
         validator = Validator(manifest, gen.n, low_res=low_res, kbps=validation_kbps(params), frames=cfg.val_frames,
                               device=dist.device, consecutive=True) if dist.main and validate else None
         summary: dict[str, Any] = {"val_input": validator.input_scores if validator else {},
                                    "val_stage_a": validator(gen.stage_a) if validator else {}}
         common = dict(manifest=manifest, dist=dist, validator=validator, progress=progress,
-                      fp_parts=(asdict(sb), params.seed, params.synth.scale, sha256sum(manifest.root / "manifest.json"),
+                      fp_parts=(asdict(sb), params.seed, params.synth.scale, run.data_sha256,
                                 sha256sum(Path(stage_a_path)), dist.world, checkpoint.code_digest()))
         trains_a = cfg.stage_a_lr > 0
-        discs = build_discriminators(sb.disc).to(dist.device) if sb.loss.adv > 0 else nn.ModuleDict()
+        discs = build_discriminators(**asdict(sb.disc)).to(dist.device) if sb.loss.adv > 0 else nn.ModuleDict()
         common["discs"] = discs  # the joint fine-tune continues with the phase-2 discriminators
         if gen.stage_b is None and not trains_a:
             log.info("stage_b.model.enabled is false and Stage A is frozen: the generator is Stage A itself")
@@ -113,8 +114,6 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
         if dist.main:
             export(model_path, final, summary, summary_path, profile=params.profile_name)
         return summary
-    finally:
-        distributed.teardown()
 
 
 def _run_phase(name: str, gen: Generator, params: Params, cfg: GanTrainParams, *, a_lr: float, b_lr: float, weight: Callable[[int], float], run_dir: Path, live_dir: Optional[Path],

@@ -1,0 +1,56 @@
+"""The headline metrics of a run, the columns `dvc exp show` compares runs by (`results/metrics.json`, the
+pipeline's only DVC metrics file): Table 1's PSNR and LPIPS at the main rate for every row, every row's BD-rate
+(PSNR and LPIPS), the ablation deltas and the pipeline's wall time. Everything else stays in its own file
+(training summaries, the full Table 1), readable with `dvc plots` or by opening it.
+
+    python -m vqe.reporting.headline   (stage `headline` of dvc.yaml)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from vqe.util.atomic import write_json
+from vqe.util.errors import VQEError
+
+
+def _load(path: Path) -> Any:
+    if not path.is_file():
+        raise VQEError(f"{path}: missing; run the stage that writes it first (dvc repro)")
+    return json.loads(path.read_text())
+
+
+def pipeline_seconds(notebooks: Path) -> float:
+    """The sum of the papermill durations of the executed notebooks in `notebooks` (each stage as last run)."""
+    total = 0.0
+    for path in sorted(notebooks.glob("*.ipynb")):
+        duration = json.loads(path.read_text())["metadata"].get("papermill", {}).get("duration")
+        total += float(duration) if duration is not None else 0.0
+    return total
+
+
+def headline(results: str | Path = "results") -> dict[str, Any]:
+    """{table1: {row: {psnr, lpips}}, bdrate: {row: {psnr, lpips}}, ablation: {variant: {d_psnr, d_lpips, d_tlp}},
+    minutes}: rounded so that `dvc exp show` stays readable."""
+    results = Path(results)
+    table = _load(results / "table1.json")
+    bd = _load(results / "bdrate.json")["methods"]
+    ablation = _load(results / "ablations.json")["variants"]
+    r = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
+    return {
+        "table1": {row: {"psnr": r(v["psnr"]), "lpips": r(v["lpips"])} for row, v in table.items() if row != "span"},
+        "bdrate": {row: {"psnr": r(v["bd_rate_psnr"]), "lpips": r(v["bd_rate_lpips"])} for row, v in bd.items()},
+        "ablation": {name: {k: r(v[k]["mean"]) for k in ("d_psnr", "d_lpips", "d_tlp")}
+                     for name, v in ablation.items() if name != "full"},
+        "minutes": round(pipeline_seconds(results / "notebooks") / 60, 1),
+    }
+
+
+def main() -> None:
+    write_json(Path("results/metrics.json"), headline("results"))
+
+
+if __name__ == "__main__":
+    main()
