@@ -88,7 +88,8 @@ def test_pipeline_produces_the_results_contract(repo):
                         "05_ablations.ipynb", "05a_ablation_stage_a_ecbam.ipynb", "05a_ablation_stage_a_no_ecbam.ipynb",
                         *(f"05b_ablation_{v}.ipynb" for v in sorted(VARIANTS)),
                         "06_bdrate_figures.ipynb", "07_paper_figures.ipynb", "08_generalisation.ipynb",
-                        "08a_codec_libx265.ipynb", "08b_resilience_highest.ipynb", "09_table1.ipynb",
+                        "08a_codec_libx265.ipynb", "08b_resilience_highest.ipynb", "02b_evaluate_fast_highest.ipynb",
+                        "09_table1.ipynb",
                         "10_results_readme.ipynb", "11_scaling.ipynb", "11a_scaling_run_stack.ipynb",
                         *(f"12_train_baseline_{r}.ipynb" for r in BASELINE_ROWS)])
     page = (repo / "results" / "README.md").read_text()
@@ -239,16 +240,35 @@ def test_second_repro_is_a_no_op(repo):
 def test_metrics_are_visible_to_dvc(repo):
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], repo))
     assert "input" in json.dumps(shown) and "psnr" in json.dumps(shown)
+    headline = json.loads((repo / "results" / "metrics.json").read_text())
+    assert set(headline["table1"]) == set(json.loads((repo / "results" / "table1.json").read_text())) - {"span"}
+    assert set(headline["ablation"]) == VARIANTS - {"full"} and headline["minutes"] > 0
+
+
+def test_exp_show_fits_a_screen(repo):
+    """`dvc exp show` lists the headline only: at most 100 metric columns."""
+    rows = json.loads(_run(["dvc", "exp", "show", "--json"], repo))
+
+    def leaves(d) -> int:
+        return sum(leaves(v) for v in d.values()) if isinstance(d, dict) else 1
+
+    metrics = rows[0]["rev"] if "rev" in rows[0] else None
+    data = rows[0]["data"]["metrics"]
+    assert list(data) == ["results/metrics.json"] and leaves(data["results/metrics.json"]["data"]) <= 100, metrics
 
 
 def test_every_notebook_ran_with_its_kernel_in_notebooks(repo):
     """JupyterLab starts a notebook's kernel in notebooks/. The pipeline runs every notebook that way
     (`papermill --cwd notebooks`), so the run above executed each of them once from there, on the smoke
     profile; `vqe.util.paths.enter_repo()` in each takes it to the repository root."""
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
+    variables = {k: v for d in pipeline["vars"] for k, v in d.items()}
     notebooks = set()
-    for name, stage in stages.items():
-        args = shlex.split(stage.get("do", stage)["cmd"].split("&&")[-1])
+    for name, stage in pipeline["stages"].items():
+        cmd = stage.get("do", stage)["cmd"].replace("${nb}", variables["nb"])
+        if cmd.startswith("python -m vqe."):  # the headline: a module, no notebook
+            continue
+        args = shlex.split(cmd.split("&&")[-1])
         assert args[:2] == ["papermill", "-k"] and args[args.index("--cwd") + 1] == "notebooks", name
         notebooks |= {a for a in args if a.startswith("notebooks/") and a.endswith(".ipynb")}
     assert notebooks == {f"notebooks/{p.name}" for p in (repo / "notebooks").glob("*.ipynb")}  # all of them

@@ -24,6 +24,7 @@ from vqe.inference.adapt import adapt, input_bpp
 from vqe.inference.bench import BenchConfig, bench, figure, markdown, resolve
 from vqe.inference.enhance import default_batch, enhance_video
 from vqe.inference.export import export_onnx, load_any
+from vqe.registry import BASELINE, TRAINED
 from vqe.release import (
     ReleasePaths,
     load_release,
@@ -146,7 +147,6 @@ def cmd_provision(args: argparse.Namespace) -> None:
 
 
 def cmd_synthesise(args: argparse.Namespace) -> None:
-
     params = load_params(args.params, args.override)
     manifest = synthesise(params.synth)
     print(f"{len(manifest.clips)} clips, {len(manifest.encodes)} encodes -> {manifest.root}")
@@ -194,12 +194,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     params = load_params(args.params, args.override)
-    baseline = args.phase not in TRAINED_MODELS
+    baseline = args.phase not in TRAINED
     if baseline and args.phase not in params.baselines.systems:
-        raise VQEError(f"train: unknown phase or baseline row {args.phase!r}; phases: {', '.join(TRAINED_MODELS)}; "
+        raise VQEError(f"train: unknown phase or baseline row {args.phase!r}; phases: {', '.join(TRAINED)}; "
                        f"baseline rows (baselines.systems of {args.params}): {', '.join(params.baselines.systems)}")
     out = Path(args.out_dir)
-    default_model = f"models/{args.phase}.pt" if baseline else TRAINED_MODELS[args.phase]
+    default_model = (BASELINE if baseline else TRAINED[args.phase]).model.format(name=args.phase)
     paths = dict(model_path=args.model_out or default_model, run_dir=out / "checkpoints" / args.phase,
                  live_dir=out / "results/train" / args.phase,
                  summary_path=out / "results/train" / f"{args.phase}.json", progress=not args.no_progress)
@@ -247,8 +247,6 @@ def _release_command(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-TRAINED_MODELS = {"stage_a": "models/stage_a.pt", "stage_b": "models/gan_evh.pt", "nogan": "models/nogan.pt",
-                  "nogan_fast": "models/nogan_fast.pt"}  # phase -> exported model
 # `vqe enhance` without --model: the released weights a fresh clone carries (models/release/), GAN-EVH first,
 # then the models `dvc repro` trained
 DEFAULT_MODELS = ("models/release/gan_evh.pt", "models/release/stage_a.pt", "models/gan_evh.pt", "models/stage_a.pt")

@@ -564,7 +564,6 @@ class BaselinesParams:
         return cfg
 
     def validate(self) -> None:
-
         self.train.validate("baselines.train")
         unknown = [r for r in self.rows if r not in self.systems]
         _require(not unknown, "baselines.rows", f"{unknown} are not in baselines.systems {sorted(self.systems)}")

@@ -241,7 +241,6 @@ class LpipsLoss(nn.Module):
         self.net = f"lpips-{backbone}"
 
     def forward(self, out: Tensor, gt: Tensor) -> Tensor:
-
         model = lpips_model(self.backbone, out.device)
         with torch.autocast(out.device.type, enabled=False):
             with torch.no_grad():

@@ -63,7 +63,6 @@ class _Shape:
 
 
 def _plan(rng: np.random.Generator, cfg: LeavesSpec, frames: int, aspect: float, height: int) -> list[_Shape]:
-
     px = 1.0 / height  # one output pixel in canvas units
     radii = np.sort(power_law(rng, cfg.shapes, cfg.min_size, cfg.max_size, cfg.size_power))[::-1]
     shapes = []

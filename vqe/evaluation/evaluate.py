@@ -158,7 +158,6 @@ def model_path(name: str, models_dir: str | Path = "models") -> Path:
 
 
 def eval_device(params: EvalParams) -> "torch.device":
-
     return resolve_device(params.device)
 
 

@@ -309,7 +309,6 @@ def enhance_video(input_path: str | Path, output_path: str | Path, model: torch.
 
 
 def _progress(total: Optional[int], name: str, enabled: bool):
-
     return tqdm(total=total, unit="frame", desc=name, disable=not enabled, dynamic_ncols=True)
 
 

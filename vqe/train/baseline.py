@@ -28,7 +28,6 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vqe.config import BaselineLoss, BaselineSystem, BaselineTrain, Params
 from vqe.data.dataset import TrainPatches
@@ -36,10 +35,12 @@ from vqe.losses import perceptual_loss, relativistic_loss
 from vqe.models.build import build_model
 from vqe.models.parts.discriminator import PatchDiscriminator
 from vqe.models.parts.objective import Adversary, View, down_to
-from vqe.registry import GAMES
+from vqe.registry import BASELINE, GAMES
 from vqe.train import checkpoint
 from vqe.train.amp import amp_name, autocast_dtype, autocaster, grad_scaler
-from vqe.train.loop import Phase, cosine, export, fit, optimise, validation_kbps
+from vqe.train.loop import Phase, export, fit, optimise, validation_kbps
+from vqe.train.optim import adam, cosine
+from vqe.train.optim import ema as make_ema
 from vqe.train.session import session
 from vqe.train.validate import Validator
 from vqe.util.errors import VQEError
@@ -87,9 +88,9 @@ def baseline_phase(name: str, system: BaselineSystem, model: nn.Module, cfg: Bas
     """The row's phase on the shared loop (Adam + cosine for the model, Adam for its discriminator), the
     module to export (the EMA when `cfg.ema` > 0) and the autocast dtype (CUDA with `cfg.amp` only)."""
     loss = system.loss
-    opt = torch.optim.Adam(_param_groups(model, cfg.lr), betas=tuple(cfg.betas))
+    opt = adam(_param_groups(model, cfg.lr), cfg)
     sched = cosine(opt, cfg.iters, cfg.lr_min)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    ema = make_ema(model, cfg.ema)
     perc = (perceptual_loss(loss.perceptual, key=f"baselines.systems.{name}.loss.perceptual").to(device)
             if loss.perceptual != "none" and loss.perceptual_weight > 0 else None)
     adv = adversary(loss.adversarial, system.disc, cfg.patch) if loss.adversarial != "none" else None
@@ -98,7 +99,7 @@ def baseline_phase(name: str, system: BaselineSystem, model: nn.Module, cfg: Bas
     if adv is not None:
         adv.disc.to(device)
         modules["disc"] = adv.disc
-        optimizers["d_adam"] = torch.optim.Adam(adv.disc.parameters(), lr=cfg.d_lr, betas=tuple(cfg.betas))
+        optimizers["d_adam"] = adam(adv.disc.parameters(), cfg, cfg.d_lr)
     if ema is not None:
         modules["ema"] = ema
     view_of = getattr(type(model), "training_view", plain_view)  # SUPERVEGAN's and TecoGAN's own
@@ -184,7 +185,7 @@ def build_baseline(params: Params, name: str) -> nn.Module:
     return build_model(system.arch, dict(system.model), scale=params.synth.scale)
 
 
-def train_baseline(params: Params, name: str, *, model_path: str | Path = "models/{name}.pt",
+def train_baseline(params: Params, name: str, *, model_path: str | Path = BASELINE.model,
                    run_dir: str | Path = "checkpoints/{name}", live_dir: Optional[str | Path] = "results/train/{name}",
                    summary_path: Optional[str | Path] = "results/train/{name}.json", progress: bool = True,
                    data_sha256: Optional[str] = None) -> dict[str, Any]:

@@ -102,10 +102,6 @@ def optimise(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[
 _NO_SCALER = torch.amp.GradScaler("cpu", enabled=False)
 
 
-def cosine(optimizer: torch.optim.Optimizer, iters: int, lr_min: float) -> torch.optim.lr_scheduler.LRScheduler:
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iters, eta_min=lr_min)
-
-
 def fit(phase: Phase, dataset: Dataset, cfg: TrainParams, *, run_dir: Path, seed: int, fp: str, dist: Dist,
         live_dir: Optional[Path] = None, progress: bool = True) -> dict[str, Any]:
     """Train `phase` to `cfg.iters` iterations, resuming from `run_dir/last.pt` when it matches `fp`."""

@@ -30,7 +30,6 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vqe.config import FastParams, NoGanParams, Params
 from vqe.data.dataset import TrainPatches
@@ -38,11 +37,14 @@ from vqe.data.manifest import Manifest
 from vqe.models.fast import FastRestorer
 from vqe.models.parts.discriminator import build_discriminators
 from vqe.models.stage_b import from_stage_a
+from vqe.registry import TRAINED
 from vqe.train import checkpoint
 from vqe.train.amp import amp_name, autocast_dtype
 from vqe.train.distributed import Dist
 from vqe.train.gan import SEQ_FRAMES, Batch, GanObjective, GanUpdates, gan_step
-from vqe.train.loop import Phase, cosine, export, fit, validation_kbps
+from vqe.train.loop import Phase, export, fit, validation_kbps
+from vqe.train.optim import adam, cosine
+from vqe.train.optim import ema as make_ema
 from vqe.train.session import Session, session
 from vqe.train.stage_b import generator_groups, load_stage_a
 from vqe.train.validate import Validator
@@ -151,11 +153,11 @@ class NoGan:
         """a. The generator alone: no critic, lambda_adv = 0 throughout. With an EMA, validation scores the
         averaged weights and the generator leaves pre-training with them."""
         cfg = self.cfg.train
-        g_opt = torch.optim.Adam(self.groups, betas=tuple(cfg.betas))
+        g_opt = adam(self.groups, cfg)
         scheds = {"g": cosine(g_opt, cfg.iters, cfg.lr_min)}
         g_params = [p for g in self.groups for p in g["params"]]
         # use_buffers: the fast restorer's MobileNetV3 has BatchNorm, whose running statistics must follow too
-        ema = AveragedModel(self.gen, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
+        ema = make_ema(self.gen, cfg.ema, buffers=True)
         step = gan_step(self.updates, g_opt, g_params, scheds, weight=lambda it: 0.0,  # w = 0: D is never called
                         ema=ema, model=self.gen)
         validate = (lambda: self.validator(ema.module)) if ema is not None and self.validator else self._validate()
@@ -170,7 +172,7 @@ class NoGan:
         """b. The critics alone on the frozen generator, until their accuracy plateaus."""
         cfg = self.cfg.train
         self.gen.eval().requires_grad_(False)
-        d_opt = torch.optim.Adam(self.discs.parameters(), lr=cfg.d_lr, betas=tuple(cfg.betas))
+        d_opt = adam(self.discs.parameters(), cfg, cfg.d_lr)
         extra: dict[str, Any] = {}
         step = critic_step(self._critic(d_opt), self.dist)
         phase = Phase(f"critic_{cycle}", {"discriminators": self.discs}, {"d": d_opt}, {}, step, extra=extra,
@@ -188,8 +190,8 @@ class NoGan:
         cfg = self.cfg.train
         groups = [{**g, "lr": cfg.handoff_lr} for g in self.groups]
         g_params = [p for g in groups for p in g["params"]]
-        g_opt = torch.optim.Adam(groups, betas=tuple(cfg.betas))
-        d_opt = torch.optim.Adam(self.discs.parameters(), lr=cfg.d_lr, betas=tuple(cfg.betas))
+        g_opt = adam(groups, cfg)
+        d_opt = adam(self.discs.parameters(), cfg, cfg.d_lr)
         name = f"handoff_{cycle}"
         best = self.run_dir / name / "best.pt"
         extra: dict[str, Any] = {}
@@ -247,7 +249,7 @@ def _schedule(name: str, gen: nn.Module, cfg: NoGanParams, params: Params, group
 
 
 def train_nogan(params: Params, *, stage_a_path: str | Path = "models/stage_a.pt",
-                model_path: str | Path = "models/nogan.pt", run_dir: str | Path = "checkpoints/nogan",
+                model_path: str | Path = TRAINED["nogan"].model, run_dir: str | Path = "checkpoints/nogan",
                 live_dir: Optional[str | Path] = "results/train/nogan",
                 summary_path: Optional[str | Path] = "results/train/nogan.json", progress: bool = True,
                 data_sha256: Optional[str] = None) -> dict[str, Any]:
@@ -267,7 +269,7 @@ def train_nogan(params: Params, *, stage_a_path: str | Path = "models/stage_a.pt
                          summary={"stage_a_trained": cfg.train.stage_a_lr > 0})
 
 
-def train_nogan_fast(params: Params, *, model_path: str | Path = "models/nogan_fast.pt",
+def train_nogan_fast(params: Params, *, model_path: str | Path = TRAINED["nogan_fast"].model,
                      run_dir: str | Path = "checkpoints/nogan_fast",
                      live_dir: Optional[str | Path] = "results/train/nogan_fast",
                      summary_path: Optional[str | Path] = "results/train/nogan_fast.json",

@@ -17,15 +17,17 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vqe.config import Params, TrainParams
 from vqe.data.dataset import TrainPatches
 from vqe.losses import PixelLoss
 from vqe.models.stage_a import StageA
+from vqe.registry import TRAINED
 from vqe.train import checkpoint
 from vqe.train.amp import amp_name, autocast_dtype, autocaster, grad_scaler
-from vqe.train.loop import Phase, cosine, export, fit, optimise, validation_kbps
+from vqe.train.loop import Phase, export, fit, optimise, validation_kbps
+from vqe.train.optim import adam, cosine
+from vqe.train.optim import ema as make_ema
 from vqe.train.session import session
 from vqe.train.validate import Validator
 
@@ -42,9 +44,9 @@ def stage_a_phase(model: StageA, cfg: TrainParams, device: torch.device, net: Op
     loss used, precision, EMA).
     """
     net = net if net is not None else model
-    opt = torch.optim.Adam(model.param_groups(cfg.lr, cfg.offset_lr_mult), betas=tuple(cfg.betas))
+    opt = adam(model.param_groups(cfg.lr, cfg.offset_lr_mult), cfg)
     sched = cosine(opt, cfg.iters, cfg.lr_min)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    ema = make_ema(model, cfg.ema)
     loss_fn = PixelLoss(cfg.ssim_weight)
     dtype = autocast_dtype(device, cfg.amp)
     scaler = grad_scaler(dtype)
@@ -67,7 +69,7 @@ def stage_a_phase(model: StageA, cfg: TrainParams, device: torch.device, net: Op
     return phase, final, lambda: {"loss": loss_fn.kind or "l1", "amp": amp_name(dtype), "ema": bool(cfg.ema)}
 
 
-def train_stage_a(params: Params, *, model_path: str | Path = "models/stage_a.pt",
+def train_stage_a(params: Params, *, model_path: str | Path = TRAINED["stage_a"].model,
                   run_dir: str | Path = "checkpoints/stage_a", live_dir: Optional[str | Path] = "results/train/stage_a",
                   summary_path: Optional[str | Path] = "results/train/stage_a.json",
                   progress: bool = True, validate: bool = True,

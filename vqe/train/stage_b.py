@@ -23,7 +23,6 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vqe.config import GanTrainParams, Params
 from vqe.data.dataset import TrainPatches
@@ -31,10 +30,13 @@ from vqe.data.manifest import Manifest
 from vqe.models.build import load_model
 from vqe.models.parts.discriminator import build_discriminators
 from vqe.models.stage_b import Generator, from_stage_a
+from vqe.registry import TRAINED
 from vqe.train import checkpoint
 from vqe.train.amp import amp_name, autocast_dtype
 from vqe.train.gan import SEQ_FRAMES, GanObjective, GanUpdates, gan_step
-from vqe.train.loop import Phase, cosine, export, fit, validation_kbps
+from vqe.train.loop import Phase, export, fit, validation_kbps
+from vqe.train.optim import adam, cosine
+from vqe.train.optim import ema as make_ema
 from vqe.train.session import session
 from vqe.train.validate import Validator
 from vqe.util.errors import VQEError
@@ -68,7 +70,7 @@ def generator_groups(gen: Generator, a_lr: float, b_lr: float, offset_lr_mult: f
 
 
 def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.pt",
-                  model_path: str | Path = "models/gan_evh.pt", run_dir: str | Path = "checkpoints/stage_b",
+                  model_path: str | Path = TRAINED["stage_b"].model, run_dir: str | Path = "checkpoints/stage_b",
                   live_dir: Optional[str | Path] = "results/train/stage_b",
                   summary_path: Optional[str | Path] = "results/train/stage_b.json",
                   progress: bool = True, validate: bool = True,
@@ -123,8 +125,8 @@ def _run_phase(name: str, gen: Generator, params: Params, cfg: GanTrainParams, *
     sb = params.stage_b
     groups = generator_groups(gen, a_lr, b_lr, params.stage_a.train.offset_lr_mult)
     g_params = [p for g in groups for p in g["params"]]
-    g_opt = torch.optim.Adam(groups, betas=tuple(cfg.betas))
-    d_opt = torch.optim.Adam(discs.parameters(), lr=cfg.d_lr, betas=tuple(cfg.betas)) if len(discs) else None
+    g_opt = adam(groups, cfg)
+    d_opt = adam(discs.parameters(), cfg, cfg.d_lr) if len(discs) else None
     scheds = {"g": cosine(g_opt, cfg.iters, cfg.lr_min)}
     if d_opt is not None:
         scheds["d"] = cosine(d_opt, max(1, cfg.iters - cfg.warmup), cfg.lr_min)
@@ -133,7 +135,7 @@ def _run_phase(name: str, gen: Generator, params: Params, cfg: GanTrainParams, *
     objective = GanObjective(sb.loss, run_discs, gen.n, dist.device)
     dtype = autocast_dtype(dist.device, cfg.amp)
     updates = GanUpdates(net, objective, dist.device, dtype, cfg.grad_clip)
-    ema = AveragedModel(gen, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    ema = make_ema(gen, cfg.ema)
     final = ema.module if ema is not None else gen
     step = gan_step(updates, g_opt, g_params, scheds, weight, d_opt=d_opt, d_steps=cfg.d_steps, ema=ema, model=gen)
     modules = {"generator": gen, "discriminators": discs, **({"ema": ema} if ema is not None else {})}
