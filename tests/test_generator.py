@@ -10,8 +10,9 @@ import torch
 from conftest import profile_params
 
 from vqe.models.build import load_model, save_model
+from vqe.models.parts.blocks import sequence_windows
 from vqe.models.stage_a import StageA
-from vqe.models.stage_b import from_stage_a, sequence_windows
+from vqe.models.stage_b import from_stage_a
 from vqe.train.amp import autocaster
 from vqe.train.gan import generate
 

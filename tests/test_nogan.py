@@ -21,6 +21,7 @@ from vqe.train import distributed
 from vqe.train import nogan as nogan_module
 from vqe.train.gan import critic_accuracy
 from vqe.train.nogan import NoGan, plateau, train_nogan, train_nogan_fast
+from vqe.train.session import Session
 from vqe.util.errors import VQEError
 
 _params = functools.partial(smoke_params_for, group="nogan")
@@ -118,12 +119,12 @@ def test_stage_a_stays_frozen(straight, stage_a_path):
 
 
 def _schedule(params, manifest, stage_a_path, out: Path, validator=None) -> NoGan:
-    dist = distributed.setup("cpu")
+    run = Session(distributed.setup("cpu"), manifest, "test", params.seed, params.synth.scale, "smoke", None)
     gen = from_stage_a(load_model(stage_a_path), asdict(params.stage_b.model))
     gen.stage_a.requires_grad_(False)
     groups = [{"params": list(gen.stage_b.parameters()), "lr": params.nogan.train.lr}]
-    return NoGan(gen, params.nogan, params, groups, dist=dist, manifest=manifest, validator=validator,
-                 run_dir=out, live_dir=None, fp_parts=("test",), progress=False)
+    return NoGan(gen, params.nogan, params, groups, run=run, validator=validator, run_dir=out, live_dir=None,
+                 config=("test",), progress=False)
 
 
 def test_pretraining_with_an_ema_scores_and_keeps_the_averaged_weights(tmp_path, smoke_manifest, stage_a_path,

@@ -13,7 +13,8 @@ from vqe.config import BaselineLoss, compose, params_from_dict
 from vqe.models.build import load_model
 from vqe.models.parts.objective import View
 from vqe.registry import GAMES
-from vqe.train.baseline import adversary, objective_terms, train_baseline
+from vqe.train.baseline import objective_terms, train_baseline
+from vqe.train.gan import adversary
 from vqe.util.errors import VQEError
 
 SYSTEMS = ["supervegan2", "supervegan4", "galteri", "galteri_fast", "galteri_veryfast", "edvr", "mfqe2", "tecogan",

@@ -50,7 +50,7 @@ GAMES: dict[str, str] = {
     "galteri": "vqe.models.galteri:adversary",
     "supervegan": "vqe.models.supervegan:adversary",
     "tecogan": "vqe.models.tecogan:adversary",
-    "relativistic": "vqe.train.baseline:relativistic_adversary",  # ESRGAN's, on our PatchGAN
+    "relativistic": "vqe.train.gan:relativistic_adversary",  # ESRGAN's, on our PatchGAN
 }
 
 

@@ -77,14 +77,6 @@ class Generator(nn.Module):
         return self.stage_b(y) if self.stage_b is not None else y
 
 
-def sequence_windows(lq: torch.Tensor, n: int) -> torch.Tensor:
-    """(B, 2n+k, C, h, w) -> (B, k, 2n+1, C, h, w): window j holds frames j..j+2n (views, no copy)."""
-    k = lq.shape[1] - 2 * n
-    if k < 1:
-        raise ValueError(f"need at least {2 * n + 1} frames for windows of radius {n}, got {lq.shape[1]}")
-    return lq.unfold(1, 2 * n + 1, 1).movedim(-1, 2)[:, :k]
-
-
 def from_stage_a(stage_a: StageA, stage_b: dict[str, Any]) -> Generator:
     """A generator around trained Stage A weights (phase 2 starts here); Stage B starts as the identity."""
     gen = Generator(stage_a=stage_a.config, stage_b=stage_b, scale=max(stage_a.scale, 1))

@@ -19,7 +19,6 @@ long as Stage A does on the same profile (the summary records the seconds).
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -31,18 +30,16 @@ from torch import Tensor, nn
 
 from vqe.config import BaselineLoss, BaselineSystem, BaselineTrain, Params
 from vqe.data.dataset import TrainPatches
-from vqe.losses import perceptual_loss, relativistic_loss
+from vqe.losses import perceptual_loss
 from vqe.models.build import build_model
-from vqe.models.parts.discriminator import PatchDiscriminator
 from vqe.models.parts.objective import Adversary, View, down_to
-from vqe.registry import BASELINE, GAMES
-from vqe.train import checkpoint
+from vqe.registry import BASELINE
 from vqe.train.amp import amp_name, autocast_dtype, autocaster, grad_scaler
-from vqe.train.loop import Phase, export, fit, optimise, validation_kbps
+from vqe.train.gan import adversary
+from vqe.train.loop import Phase, fit, optimise
 from vqe.train.optim import adam, cosine
 from vqe.train.optim import ema as make_ema
 from vqe.train.session import session
-from vqe.train.validate import Validator
 from vqe.util.errors import VQEError
 from vqe.util.upscale import bicubic_up
 
@@ -61,21 +58,6 @@ def plain_view(model: nn.Module, lq: Tensor, gt: Tensor, it: int, iters: int, si
 
 
 # --- adversarial games --------------------------------------------------------------------------
-
-
-def relativistic_adversary(cfg: dict[str, Any], patch: int) -> Adversary:
-    """ESRGAN's relativistic average GAN, on our PatchGAN (ESRGAN's own D is a VGG-style classifier)."""
-
-    disc = PatchDiscriminator(3, **cfg)
-    return Adversary(disc, lambda d, real, fake, c: relativistic_loss(d(real), d(fake)),
-                     lambda d, real, fake, c: relativistic_loss(d(fake), d(real)))
-
-
-def adversary(game: str, cfg: dict[str, Any], patch: int) -> Adversary:
-    """The discriminator and losses of adversarial game `game` (`vqe.registry.GAMES` says where each is defined:
-    a paper's own game lives next to its architecture, so training one baseline imports no other)."""
-    module, name = GAMES[game].split(":")
-    return getattr(importlib.import_module(module), name)(cfg, patch)
 
 
 PIXEL = {"l1": F.l1_loss, "mse": F.mse_loss}
@@ -201,29 +183,24 @@ def _train_row(params: Params, name: str, cfg: BaselineTrain, model_path: Path, 
                data_sha256: Optional[str]) -> dict[str, Any]:
     system = params.baselines.systems[name]
     with session(params, cfg.device, data_sha256) as run:
-        dist, manifest = run.dist, run.manifest
-        if dist.world > 1:
+        if run.dist.world > 1:
             raise VQEError("baselines train in one process (their discriminators are not wrapped for DDP)")
         torch.manual_seed(params.seed)
-        model = build_baseline(params, name).to(dist.device).train()
-        phase, final, dtype = baseline_phase(name, system, model, cfg, dist.device)
-        validator = Validator(manifest, model.n, low_res=True, kbps=validation_kbps(params), frames=cfg.val_frames,
-                              device=dist.device)
+        model = build_baseline(params, name).to(run.dist.device).train()
+        phase, final, dtype = baseline_phase(name, system, model, cfg, run.dist.device)
+        validator = run.validator(model.n, low_res=True, frames=cfg.val_frames)
         phase.validate = lambda: validator(final)
-        side, side_record = (model.training_side(manifest, params.seed) if getattr(model, "needs_side", False)
+        side, side_record = (model.training_side(run.manifest, params.seed) if getattr(model, "needs_side", False)
                              else (None, {}))
-        dataset = TrainPatches(manifest, "train", model.n, cfg.patch, low_res=True, seed=params.seed,
+        dataset = TrainPatches(run.manifest, "train", model.n, cfg.patch, low_res=True, seed=params.seed,
                                rate_ids=cfg.rate_ids, frames_out=cfg.frames, side=side)
-        fp = checkpoint.fingerprint("baseline", name, asdict(system), asdict(cfg), params.seed, params.synth.scale,
-                                    run.data_sha256, checkpoint.code_digest())
-        summary = fit(phase, dataset, cfg, run_dir=run_dir, seed=params.seed, fp=fp, dist=dist, live_dir=live_dir,
-                      progress=progress)
-        summary.update(row=name, arch=system.arch, device=str(dist.device), threads=torch.get_num_threads(),
-                       parameters=sum(p.numel() for p in model.parameters()), loss=asdict(system.loss),
-                       perceptual_net=_perceptual_record(system.loss.perceptual), ema=bool(cfg.ema),
-                       amp=amp_name(dtype), val_input=validator.input_scores, **side_record)
-        export(model_path, final, summary, summary_path, profile=params.profile_name)
-        return summary
+        summary = fit(phase, dataset, cfg, run_dir=run_dir, seed=params.seed,
+                      fp=run.fingerprint("baseline", name, asdict(system), asdict(cfg)), dist=run.dist,
+                      live_dir=live_dir, progress=progress)
+        summary.update(row=name, arch=system.arch, parameters=sum(p.numel() for p in model.parameters()),
+                       loss=asdict(system.loss), perceptual_net=_perceptual_record(system.loss.perceptual),
+                       ema=bool(cfg.ema), amp=amp_name(dtype), val_input=validator.input_scores, **side_record)
+        return run.finish(final, summary, model_path, summary_path)
 
 
 def _perceptual_record(net: str) -> str:

@@ -1,4 +1,8 @@
-"""The adversarial game every GAN phase plays: phase 2 (`stage_b`) and NoGAN (`nogan`).
+"""The adversarial games, in one module: ours (the relativistic game of phase 2 and NoGAN, below) and Table 1's
+(`adversary(game)`: the game `vqe.registry.GAMES` names, each paper's discriminator and losses, played by
+`vqe.train.baseline`; ESRGAN's relativistic game on our PatchGAN is defined here).
+
+Our game, played by phase 2 (`stage_b`) and NoGAN (`nogan`):
 
 * `GanObjective`: eq. 7-11 on one batch, `discriminator_loss` and `generator_losses` with their
   logged parts.
@@ -22,6 +26,7 @@ discriminator as one batch; the reversed ping-pong windows ride in the generator
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable, NamedTuple, Optional
 
 import torch
@@ -36,8 +41,10 @@ from vqe.losses import (
     ping_pong_loss,
     relativistic_loss,
 )
-from vqe.models.parts.discriminator import stack_frames
-from vqe.models.stage_b import sequence_windows
+from vqe.models.parts.blocks import sequence_windows
+from vqe.models.parts.discriminator import PatchDiscriminator, stack_frames
+from vqe.models.parts.objective import Adversary
+from vqe.registry import GAMES
 from vqe.train.amp import autocaster, grad_scaler
 from vqe.train.loop import optimise
 from vqe.util.upscale import bicubic_up
@@ -207,3 +214,18 @@ def gan_step(updates: GanUpdates, g_opt: torch.optim.Optimizer, g_params: list[t
         return {**g_logs, **logs, "lr": g_opt.param_groups[-1]["lr"]}
 
     return step
+
+
+def relativistic_adversary(cfg: dict[str, Any], patch: int) -> Adversary:
+    """ESRGAN's relativistic average GAN, on our PatchGAN (ESRGAN's own D is a VGG-style classifier)."""
+
+    disc = PatchDiscriminator(3, **cfg)
+    return Adversary(disc, lambda d, real, fake, c: relativistic_loss(d(real), d(fake)),
+                     lambda d, real, fake, c: relativistic_loss(d(fake), d(real)))
+
+
+def adversary(game: str, cfg: dict[str, Any], patch: int) -> Adversary:
+    """The discriminator and losses of adversarial game `game` (`vqe.registry.GAMES` says where each is defined:
+    a paper's own game lives next to its architecture, so training one baseline imports no other)."""
+    module, name = GAMES[game].split(":")
+    return getattr(importlib.import_module(module), name)(cfg, patch)

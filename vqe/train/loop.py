@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from vqe.config import Params, TrainParams
+from vqe.config import TrainParams
 from vqe.models.build import save_model
 from vqe.train import checkpoint
 from vqe.train.distributed import Dist
@@ -177,12 +177,6 @@ def export(model_path: str | Path, model: nn.Module, summary: dict[str, Any], su
     save_model(model_path, model, meta={"profile": profile, "train": summary})
     if summary_path:
         write_json(Path(summary_path), summary)
-
-
-def validation_kbps(params: Params) -> Optional[float]:
-    """The bitrate every phase validates at: the main test bitrate, unless training data is encoded at a
-    CRF (then every rate)."""
-    return None if params.synth.train_crf is not None or params.synth.crf is not None else params.eval.main_kbps
 
 
 def _check_finite(name: str, logs: dict[str, float], it: int, ckpt_path: Path) -> None:

@@ -29,20 +29,17 @@ from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from vqe.config import FastParams, NoGanParams, Params
 from vqe.data.dataset import TrainPatches
-from vqe.data.manifest import Manifest
 from vqe.models.fast import FastRestorer
 from vqe.models.parts.discriminator import build_discriminators
 from vqe.models.stage_b import from_stage_a
 from vqe.registry import TRAINED
-from vqe.train import checkpoint
 from vqe.train.amp import amp_name, autocast_dtype
 from vqe.train.distributed import Dist
 from vqe.train.gan import SEQ_FRAMES, Batch, GanObjective, GanUpdates, gan_step
-from vqe.train.loop import Phase, export, fit, validation_kbps
+from vqe.train.loop import Phase, fit
 from vqe.train.optim import adam, cosine
 from vqe.train.optim import ema as make_ema
 from vqe.train.session import Session, session
@@ -117,30 +114,30 @@ class NoGan:
     """The schedule a-d for one generator: `run()` trains it in place, leaves the chosen hand-off
     checkpoint's weights in `gen` and returns the summary (wall time and result of every sub-phase)."""
 
-    def __init__(self, gen: nn.Module, cfg: NoGanParams, params: Params, groups: list[dict], *, dist: Dist,
-                 manifest: Manifest, validator: Optional[Validator], run_dir: Path, live_dir: Optional[Path],
-                 fp_parts: tuple, progress: bool) -> None:
-        self.gen, self.cfg, self.params, self.groups, self.dist = gen, cfg, params, groups, dist
-        self.validator, self.run_dir, self.live_dir, self.fp_parts = validator, run_dir, live_dir, fp_parts
+    def __init__(self, gen: nn.Module, cfg: NoGanParams, params: Params, groups: list[dict], *, run: Session,
+                 validator: Optional[Validator], run_dir: Path, live_dir: Optional[Path], config: tuple,
+                 progress: bool) -> None:
+        dist = run.dist
+        self.gen, self.cfg, self.params, self.groups, self.session, self.dist = gen, cfg, params, groups, run, dist
+        self.validator, self.run_dir, self.live_dir, self.config = validator, run_dir, live_dir, config
         self.progress = progress
-        self.net = DistributedDataParallel(gen) if dist.world > 1 and any(
-            p.requires_grad for p in gen.parameters()) else gen
+        self.net = run.wrap(gen) if any(p.requires_grad for p in gen.parameters()) else gen
         self.discs = build_discriminators(**asdict(cfg.disc)).to(dist.device)
-        run_discs = {k: DistributedDataParallel(d) if dist.world > 1 else d for k, d in self.discs.items()}
+        run_discs = {k: run.wrap(d) for k, d in self.discs.items()}
         self.objective = GanObjective(cfg.loss, run_discs, gen.n, dist.device)
         self.dtype = autocast_dtype(dist.device, cfg.train.amp)
         # one pair of loss scalers for the whole schedule
         self.updates = GanUpdates(self.net, self.objective, dist.device, self.dtype, cfg.train.grad_clip)
         temporal = "temporal" in cfg.disc.kinds or (cfg.loss.temporal != "none" and cfg.loss.pp > 0)
-        self.dataset = TrainPatches(manifest, "train", gen.n, cfg.train.patch, low_res=gen.scale > 1,
+        self.dataset = TrainPatches(run.manifest, "train", gen.n, cfg.train.patch, low_res=gen.scale > 1,
                                     seed=params.seed, rate_ids=cfg.train.rate_ids,
                                     frames_out=SEQ_FRAMES if temporal else 1)
 
     def _fit(self, phase: Phase, cfg, name: str) -> dict[str, Any]:
-        fp = checkpoint.fingerprint(name, *self.fp_parts)
         live = self.live_dir / name if self.live_dir else None
-        return fit(phase, self.dataset, cfg, run_dir=self.run_dir / name, seed=self.params.seed, fp=fp,
-                   dist=self.dist, live_dir=live, progress=self.progress)
+        return fit(phase, self.dataset, cfg, run_dir=self.run_dir / name, seed=self.params.seed,
+                   fp=self.session.fingerprint(name, *self.config), dist=self.dist, live_dir=live,
+                   progress=self.progress)
 
     def _critic(self, d_opt: torch.optim.Optimizer) -> Callable[[Batch], dict[str, float]]:
         """One critic update on a batch: real vs the frozen generator's output (no gradient into it)."""
@@ -230,22 +227,15 @@ def _schedule(name: str, gen: nn.Module, cfg: NoGanParams, params: Params, group
               summary_path: Optional[str | Path], progress: bool, run: Session,
               summary: dict[str, Any]) -> dict[str, Any]:
     """Run the schedule for `gen` and export the chosen generator with its summary."""
-    dist, manifest = run.dist, run.manifest
-    validator = Validator(manifest, gen.n, low_res=gen.scale > 1, kbps=validation_kbps(params),
-                          frames=cfg.train.val_frames, device=dist.device, consecutive=True) if dist.main else None
+    validator = run.validator(gen.n, low_res=gen.scale > 1, frames=cfg.train.val_frames, consecutive=True)
     if validator:
         summary.update(val_input=validator.input_scores, val_start=validator(gen))
-    fp_parts = (name, asdict(cfg), params.seed, params.synth.scale, run.data_sha256,
-                dist.world, checkpoint.code_digest(), *fp_extra)
-    schedule = NoGan(gen, cfg, params, groups, dist=dist, manifest=manifest, validator=validator,
-                     run_dir=Path(run_dir), live_dir=Path(live_dir) if live_dir else None, fp_parts=fp_parts,
+    schedule = NoGan(gen, cfg, params, groups, run=run, validator=validator, run_dir=Path(run_dir),
+                     live_dir=Path(live_dir) if live_dir else None, config=(name, asdict(cfg), *fp_extra),
                      progress=progress)
     summary.update(schedule.run())
-    summary.update(device=str(dist.device), processes=dist.world, threads=torch.get_num_threads(),
-                   parameters=sum(p.numel() for p in gen.parameters()))
-    if dist.main:
-        export(model_path, gen, summary, summary_path, profile=params.profile_name)
-    return summary
+    summary.update(parameters=sum(p.numel() for p in gen.parameters()))
+    return run.finish(gen, summary, model_path, summary_path)
 
 
 def train_nogan(params: Params, *, stage_a_path: str | Path = "models/stage_a.pt",

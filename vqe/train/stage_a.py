@@ -16,20 +16,17 @@ from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from vqe.config import Params, TrainParams
 from vqe.data.dataset import TrainPatches
 from vqe.losses import PixelLoss
 from vqe.models.stage_a import StageA
 from vqe.registry import TRAINED
-from vqe.train import checkpoint
 from vqe.train.amp import amp_name, autocast_dtype, autocaster, grad_scaler
-from vqe.train.loop import Phase, export, fit, optimise, validation_kbps
+from vqe.train.loop import Phase, fit, optimise
 from vqe.train.optim import adam, cosine
 from vqe.train.optim import ema as make_ema
 from vqe.train.session import session
-from vqe.train.validate import Validator
 
 log = logging.getLogger(__name__)
 
@@ -80,27 +77,19 @@ def train_stage_a(params: Params, *, model_path: str | Path = TRAINED["stage_a"]
     (the scaling study's test-span curve)."""
     cfg, mcfg = params.stage_a.train, params.stage_a.model
     with session(params, cfg.device, data_sha256) as run:
-        dist, manifest = run.dist, run.manifest
         torch.manual_seed(params.seed)  # identical initial weights on every rank
-        model = StageA(**asdict(mcfg), scale=params.synth.scale).to(dist.device)
-        net = DistributedDataParallel(model) if dist.world > 1 else model
-        phase, final, describe = stage_a_phase(model, cfg, dist.device, net)
+        model = StageA(**asdict(mcfg), scale=params.synth.scale).to(run.dist.device)
+        phase, final, describe = stage_a_phase(model, cfg, run.dist.device, run.wrap(model))
         low_res = mcfg.mode == "sra"
-        validator = Validator(manifest, mcfg.n, low_res=low_res, kbps=validation_kbps(params), frames=cfg.val_frames,
-                              device=dist.device) if dist.main and validate else None
+        validator = run.validator(mcfg.n, low_res=low_res, frames=cfg.val_frames, enabled=validate)
         if validator is not None:
             phase.validate = lambda: {**validator(final), **(extra_scores(final) if extra_scores else {})}
-        dataset = TrainPatches(manifest, "train", mcfg.n, cfg.patch, low_res=low_res, seed=params.seed,
+        dataset = TrainPatches(run.manifest, "train", mcfg.n, cfg.patch, low_res=low_res, seed=params.seed,
                                rate_ids=cfg.rate_ids)
-        fp = checkpoint.fingerprint("stage_a", asdict(params.stage_a), params.seed, params.synth.scale,
-                                    run.data_sha256, dist.world, checkpoint.code_digest())
-        summary = fit(phase, dataset, cfg, run_dir=Path(run_dir), seed=params.seed, fp=fp, dist=dist,
+        summary = fit(phase, dataset, cfg, run_dir=Path(run_dir), seed=params.seed,
+                      fp=run.fingerprint("stage_a", asdict(params.stage_a)), dist=run.dist,
                       live_dir=Path(live_dir) if live_dir else None, progress=progress)
-        summary.update(device=str(dist.device), processes=dist.world, threads=torch.get_num_threads(),
-                       parameters=sum(p.numel() for p in model.parameters()), **describe(),
-                       dcn="torchvision" if dist.device.type == "cuda" else "torch (grid_sample)",
+        summary.update(parameters=sum(p.numel() for p in model.parameters()), **describe(),
+                       dcn="torchvision" if run.dist.device.type == "cuda" else "torch (grid_sample)",
                        val_input=validator.input_scores if validator else {})
-        if dist.main:
-            export(model_path, final, summary, summary_path, profile=params.profile_name)
-        return summary
-
+        return run.finish(final, summary, model_path, summary_path)

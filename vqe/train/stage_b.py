@@ -22,22 +22,19 @@ from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from vqe.config import GanTrainParams, Params
 from vqe.data.dataset import TrainPatches
-from vqe.data.manifest import Manifest
 from vqe.models.build import load_model
 from vqe.models.parts.discriminator import build_discriminators
 from vqe.models.stage_b import Generator, from_stage_a
 from vqe.registry import TRAINED
-from vqe.train import checkpoint
 from vqe.train.amp import amp_name, autocast_dtype
 from vqe.train.gan import SEQ_FRAMES, GanObjective, GanUpdates, gan_step
-from vqe.train.loop import Phase, export, fit, validation_kbps
+from vqe.train.loop import Phase, fit
 from vqe.train.optim import adam, cosine
 from vqe.train.optim import ema as make_ema
-from vqe.train.session import session
+from vqe.train.session import Session, session
 from vqe.train.validate import Validator
 from vqe.util.errors import VQEError
 from vqe.util.fetch import sha256sum
@@ -79,22 +76,18 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
     `validate=False` skips validation (the ablation study scores its runs itself)."""
     sb, cfg = params.stage_b, params.stage_b.train
     with session(params, cfg.device, data_sha256) as run:
-        dist, manifest = run.dist, run.manifest
         stage_a = load_stage_a(stage_a_path)
         torch.manual_seed(params.seed)
-        gen = from_stage_a(stage_a, asdict(sb.model)).to(dist.device)
-        low_res = stage_a.scale > 1
-        validator = Validator(manifest, gen.n, low_res=low_res, kbps=validation_kbps(params), frames=cfg.val_frames,
-                              device=dist.device, consecutive=True) if dist.main and validate else None
+        gen = from_stage_a(stage_a, asdict(sb.model)).to(run.dist.device)
+        validator = run.validator(gen.n, low_res=stage_a.scale > 1, frames=cfg.val_frames, consecutive=True,
+                                  enabled=validate)
         summary: dict[str, Any] = {"val_input": validator.input_scores if validator else {},
                                    "val_stage_a": validator(gen.stage_a) if validator else {}}
-        common = dict(manifest=manifest, dist=dist, validator=validator, progress=progress,
-                      fp_parts=(asdict(sb), params.seed, params.synth.scale, run.data_sha256,
-                                sha256sum(Path(stage_a_path)), dist.world, checkpoint.code_digest()))
-        trains_a = cfg.stage_a_lr > 0
-        discs = build_discriminators(**asdict(sb.disc)).to(dist.device) if sb.loss.adv > 0 else nn.ModuleDict()
-        common["discs"] = discs  # the joint fine-tune continues with the phase-2 discriminators
-        if gen.stage_b is None and not trains_a:
+        config = (asdict(sb), sha256sum(Path(stage_a_path)))
+        discs = build_discriminators(**asdict(sb.disc)).to(run.dist.device) if sb.loss.adv > 0 else nn.ModuleDict()
+        # the joint fine-tune continues with the phase-2 discriminators
+        common = dict(run=run, validator=validator, progress=progress, config=config, discs=discs)
+        if gen.stage_b is None and cfg.stage_a_lr == 0:
             log.info("stage_b.model.enabled is false and Stage A is frozen: the generator is Stage A itself")
             summary.update(iterations=0, note="no Stage B and Stage A frozen: nothing to train")
             final = gen
@@ -111,18 +104,16 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
                 "joint", gen, params, joint, a_lr=cfg.finetune_lr, b_lr=cfg.finetune_lr,
                 weight=lambda it: 1.0, run_dir=Path(run_dir) / "joint",
                 live_dir=Path(f"{live_dir}_joint") if live_dir else None, **common)
-        summary.update(device=str(dist.device), processes=dist.world, threads=torch.get_num_threads(),
-                       parameters_stage_b=sum(p.numel() for p in gen.stage_b.parameters()) if gen.stage_b else 0)
-        if dist.main:
-            export(model_path, final, summary, summary_path, profile=params.profile_name)
-        return summary
+        summary.update(parameters_stage_b=sum(p.numel() for p in gen.stage_b.parameters()) if gen.stage_b else 0)
+        return run.finish(final, summary, model_path, summary_path)
 
 
-def _run_phase(name: str, gen: Generator, params: Params, cfg: GanTrainParams, *, a_lr: float, b_lr: float, weight: Callable[[int], float], run_dir: Path, live_dir: Optional[Path],
-               manifest: Manifest, dist, validator: Optional[Validator], progress: bool,
-               fp_parts: tuple, discs: nn.ModuleDict) -> tuple[nn.Module, dict[str, Any]]:
+def _run_phase(name: str, gen: Generator, params: Params, cfg: GanTrainParams, *, a_lr: float, b_lr: float,
+               weight: Callable[[int], float], run_dir: Path, live_dir: Optional[Path], run: Session,
+               validator: Optional[Validator], progress: bool, config: tuple, discs: nn.ModuleDict
+               ) -> tuple[nn.Module, dict[str, Any]]:
     """Build optimisers, discriminators and the step for one GAN phase and run it on the shared loop."""
-    sb = params.stage_b
+    sb, dist = params.stage_b, run.dist
     groups = generator_groups(gen, a_lr, b_lr, params.stage_a.train.offset_lr_mult)
     g_params = [p for g in groups for p in g["params"]]
     g_opt = adam(groups, cfg)
@@ -130,8 +121,8 @@ def _run_phase(name: str, gen: Generator, params: Params, cfg: GanTrainParams, *
     scheds = {"g": cosine(g_opt, cfg.iters, cfg.lr_min)}
     if d_opt is not None:
         scheds["d"] = cosine(d_opt, max(1, cfg.iters - cfg.warmup), cfg.lr_min)
-    net: nn.Module = DistributedDataParallel(gen) if dist.world > 1 else gen
-    run_discs = {k: DistributedDataParallel(d) if dist.world > 1 else d for k, d in discs.items()}
+    net = run.wrap(gen)
+    run_discs = {k: run.wrap(d) for k, d in discs.items()}
     objective = GanObjective(sb.loss, run_discs, gen.n, dist.device)
     dtype = autocast_dtype(dist.device, cfg.amp)
     updates = GanUpdates(net, objective, dist.device, dtype, cfg.grad_clip)
@@ -141,11 +132,10 @@ def _run_phase(name: str, gen: Generator, params: Params, cfg: GanTrainParams, *
     modules = {"generator": gen, "discriminators": discs, **({"ema": ema} if ema is not None else {})}
     optimizers = {"g": g_opt, **({"d": d_opt} if d_opt else {})}
     phase = Phase(name, modules, optimizers, scheds, step, validate=(lambda: validator(final)) if validator else None)
-    dataset = TrainPatches(manifest, "train", gen.n, cfg.patch, low_res=gen.scale > 1, seed=params.seed,
+    dataset = TrainPatches(run.manifest, "train", gen.n, cfg.patch, low_res=gen.scale > 1, seed=params.seed,
                            rate_ids=cfg.rate_ids, frames_out=SEQ_FRAMES)
-    fp = checkpoint.fingerprint(name, *fp_parts)
-    summary = fit(phase, dataset, cfg, run_dir=run_dir, seed=params.seed, fp=fp, dist=dist, live_dir=live_dir,
-                  progress=progress)
+    summary = fit(phase, dataset, cfg, run_dir=run_dir, seed=params.seed, fp=run.fingerprint(name, *config),
+                  dist=dist, live_dir=live_dir, progress=progress)
     summary.update(objective.describe(), stage_a_trained=a_lr > 0, amp=amp_name(dtype))
     return final, summary
 
