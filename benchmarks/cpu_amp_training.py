@@ -1,6 +1,6 @@
 """What bf16 autocast would do to training on the CPU: Stage A of the current params (`tiny`), trained in full
 with its test-span curve (the scaling study's `test_psnr_gain`), once in float32 as the trainers run on a CPU
-today and once under CPU autocast to bfloat16, which they use on CUDA only (`vqe.train.amp.autocast_dtype`).
+today and once under CPU autocast to bfloat16, which they use on CUDA only (`vqe.train.core.amp.autocast_dtype`).
 
 The run's speed and its gain along the run answer one question: is a faster `make repro` on CPUs with native
 bf16 (AVX512-BF16 or AMX) worth the quality it costs? Run from the repository root after `dvc repro synthesise`:
@@ -22,7 +22,7 @@ from vqe.config import load_params
 from vqe.inference.enhance import cpu_bf16
 from vqe.release import hardware
 from vqe.studies.scaling import read_curve
-from vqe.train.validate import test_span_scores
+from vqe.train.core.validate import test_span_scores
 from vqe.util.atomic import write_json
 
 

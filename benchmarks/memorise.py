@@ -30,7 +30,7 @@ from vqe.models.stage_a import StageA
 from vqe.models.stage_b import Generator
 from vqe.release import hardware
 from vqe.studies.scaling import recipe_params
-from vqe.train.validate import Validator
+from vqe.train.core.validate import Validator
 from vqe.util.atomic import write_json
 from vqe.util.errors import VQEError
 from vqe.util.fetch import sha256sum

@@ -7,9 +7,9 @@ issue's +0.5 dB, the model/budget is the limit, not the training data. Run after
 
     python benchmarks/stage_a_upper_bound.py --iters 500 [stage_a.train.lr=2e-3 ...]
 
-Training is phase 1's own (`vqe.train.stage_a.stage_a_phase` on the shared loop `vqe.train.loop.fit`:
+Training is phase 1's own (`vqe.train.stage_a.stage_a_phase` on the shared loop `vqe.train.core.loop.fit`:
 the same optimiser, schedule, EMA and L1 + MS-SSIM step; the EMA is forced on, decay 0.995 unless
-`stage_a.train.ema` sets one); scoring is the training Validator's (`vqe.train.validate.Validator`:
+`stage_a.train.ema` sets one); scoring is the training Validator's (`vqe.train.core.validate.Validator`:
 PSNR and LPIPS of the restored uint8 frames, scored as Table 1 is), on the test clip cut to its
 first `--held-out` frames. A quick check that it runs: `--iters 2 --every 1`.
 """
@@ -29,10 +29,10 @@ from vqe.config import load_params
 from vqe.data.dataset import TrainPatches
 from vqe.data.manifest import Manifest
 from vqe.models.stage_a import StageA
-from vqe.train import checkpoint, distributed
-from vqe.train.loop import fit
+from vqe.train.core import checkpoint, distributed
+from vqe.train.core.loop import fit
+from vqe.train.core.validate import Validator
 from vqe.train.stage_a import stage_a_phase
-from vqe.train.validate import Validator
 from vqe.util.errors import VQEError
 from vqe.util.fetch import sha256sum
 

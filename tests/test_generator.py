@@ -12,8 +12,8 @@ from conftest import profile_params
 from vqe.models.build import load_model, save_model
 from vqe.models.parts.blocks import sequence_windows
 from vqe.models.stage_a import StageA
-from vqe.models.stage_b import from_stage_a
-from vqe.train.amp import autocaster
+from vqe.models.stage_b import Generator
+from vqe.train.core.amp import autocaster
 from vqe.train.gan import generate
 
 A = replace(profile_params().stage_a.model, mode="sra", n=1, align_channels=[8], offset_groups=2, extract_blocks=0,
@@ -30,7 +30,7 @@ def _trained_stage_a() -> StageA:
 
 def test_phase2_starts_from_stage_a_exactly():
     stage_a = _trained_stage_a()
-    gen = from_stage_a(stage_a, asdict(B)).eval()
+    gen = Generator.from_stage_a(stage_a, asdict(B)).eval()
     x = torch.rand(2, 3, 3, 10, 12)
     with torch.no_grad():
         assert torch.equal(gen(x), stage_a(x))  # Stage B starts as the identity (zero last conv)
@@ -49,7 +49,7 @@ def test_sequence_windows_hold_each_frames_window():
 def test_generate_runs_every_window_and_the_reversed_centre_in_one_batch():
     """What phase 2 and NoGAN train on: one output per clip frame, and (ping-pong) the centre frame
     again from its time-reversed window."""
-    gen = from_stage_a(_trained_stage_a(), asdict(B)).eval()
+    gen = Generator.from_stage_a(_trained_stage_a(), asdict(B)).eval()
     cpu = torch.device("cpu")
     lq, gt = torch.rand(2, 5, 3, 8, 8), torch.rand(2, 3, 3, 16, 16)  # n = 1: 3 output frames
     with torch.no_grad():
@@ -66,7 +66,7 @@ def test_generate_runs_every_window_and_the_reversed_centre_in_one_batch():
 
 
 def test_generator_round_trips_through_save_and_load(tmp_path):
-    gen = from_stage_a(_trained_stage_a(), asdict(B))
+    gen = Generator.from_stage_a(_trained_stage_a(), asdict(B))
     torch.nn.init.normal_(gen.stage_b.conv_last.weight, std=0.01)
     save_model(tmp_path / "g.pt", gen, meta={"profile": "test"})
     back = load_model(tmp_path / "g.pt")
@@ -78,7 +78,7 @@ def test_generator_round_trips_through_save_and_load(tmp_path):
 
 def test_without_stage_b_the_generator_is_stage_a():
     stage_a = _trained_stage_a()
-    gen = from_stage_a(stage_a, asdict(replace(B, enabled=False))).eval()
+    gen = Generator.from_stage_a(stage_a, asdict(replace(B, enabled=False))).eval()
     assert gen.stage_b is None
     x = torch.rand(1, 3, 3, 8, 8)
     with torch.no_grad():

@@ -128,7 +128,7 @@ def test_the_contract_check_sees_a_violation(tmp_path):
     """The walk catches an upward import inside a function (the kind that hid the old tangles)."""
     path = tmp_path / "vqe" / "data" / "bad.py"
     path.parent.mkdir(parents=True)
-    path.write_text("def f():\n    from vqe.train.loop import fit\n    return fit\n")
+    path.write_text("def f():\n    from vqe.train.core.loop import fit\n    return fit\n")
     found = [(name, top) for name, _, top in imports(path)]
-    assert ("vqe.train.loop", False) in found
-    assert layer("vqe.train.loop")[0] > layer("vqe.data.bad")[0]
+    assert ("vqe.train.core.loop", False) in found
+    assert layer("vqe.train.core.loop")[0] > layer("vqe.data.bad")[0]

@@ -16,12 +16,12 @@ from vqe.data.manifest import Manifest
 from vqe.losses import LpipsLoss, perceptual_loss
 from vqe.metrics.perceptual import lpips_model
 from vqe.models.build import load_model
-from vqe.models.stage_b import from_stage_a
-from vqe.train import distributed
+from vqe.models.stage_b import Generator
 from vqe.train import nogan as nogan_module
+from vqe.train.core import distributed
+from vqe.train.core.session import Session
 from vqe.train.gan import critic_accuracy
 from vqe.train.nogan import NoGan, plateau, train_nogan, train_nogan_fast
-from vqe.train.session import Session
 from vqe.util.errors import VQEError
 
 _params = functools.partial(smoke_params_for, group="nogan")
@@ -120,7 +120,7 @@ def test_stage_a_stays_frozen(straight, stage_a_path):
 
 def _schedule(params, manifest, stage_a_path, out: Path, validator=None) -> NoGan:
     run = Session(distributed.setup("cpu"), manifest, "test", params.seed, params.synth.scale, "smoke", None)
-    gen = from_stage_a(load_model(stage_a_path), asdict(params.stage_b.model))
+    gen = Generator.from_stage_a(load_model(stage_a_path), asdict(params.stage_b.model))
     gen.stage_a.requires_grad_(False)
     groups = [{"params": list(gen.stage_b.parameters()), "lr": params.nogan.train.lr}]
     return NoGan(gen, params.nogan, params, groups, run=run, validator=validator, run_dir=out, live_dir=None,

@@ -304,6 +304,9 @@ class Scope:
         self.p, self.module, self.owner, self.consts = program, module, owner, consts
         self.env = dict(env)
         self.local = program.bindings(module, list(ast.walk(fn))) if isinstance(fn, ast.FunctionDef) else {}
+        if owner and isinstance(fn, ast.FunctionDef) and any(
+                isinstance(d, ast.Name) and d.id == "classmethod" for d in fn.decorator_list):
+            self.local["cls"] = Ref("class", module, owner)  # `cls(...)` in a classmethod builds its class
         self.reads: set[Read] = set()
         self.returns: list[Tracked] = []
         self.dry = False
@@ -495,6 +498,8 @@ class Scope:
                 return [ref] if ref is not None else []
             if len(bases) == 1 and bases[0].kind == "ext":
                 return [Ref("ext", f"{bases[0].module}.{bases[0].name}".strip("."), node.attr)]
+            if len(bases) == 1 and bases[0].kind == "class" and self.p.method(bases[0].module, bases[0].name, node.attr):
+                return [Ref("classmethod", bases[0].module, f"{bases[0].name}.{node.attr}")]
         return []
 
     def schema_method(self, base: Tracked, name: str) -> Optional[tuple[str, ast.ClassDef, ast.FunctionDef]]:
@@ -565,7 +570,7 @@ class Scope:
                 kwargs[kw.arg] = self.value(kw.value)
         if schema_call is not None:
             return self.call_schema_method(schema_call[0], schema_call[1], args, kwargs)
-        vqe_refs = [r for r in refs if r.kind in ("func", "method", "class") and r != LOAD_PARAMS
+        vqe_refs = [r for r in refs if r.kind in ("func", "method", "classmethod", "class") and r != LOAD_PARAMS
                     and f"{r.module}.{r.name}" not in RETURNS_ITS_ARGUMENT]
         if vqe_refs and len(vqe_refs) == len(refs):  # (f if c else g)(...): both are followed
             results = [self.call_vqe(ref, args, kwargs) for ref in vqe_refs]
@@ -598,6 +603,11 @@ class Scope:
             module, cls, fn = found
             selfs = {k: v for k, v in self.env.items() if k.startswith("self.")}
             ret, reads, _ = self.p.run(module, fn, {**selfs, **self.params_env(fn, [None, *args], kwargs)}, cls.name)
+            self.merge(reads)
+            return ret
+        if ref.kind == "classmethod":  # `Class.method(...)`: the class itself as its first argument
+            module, cls, fn = self.p.method(ref.module, *ref.name.split("."))
+            ret, reads, _ = self.p.run(module, fn, self.params_env(fn, [None, *args], kwargs), cls.name)
             self.merge(reads)
             return ret
         if ref.kind == "func":

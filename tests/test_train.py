@@ -19,9 +19,9 @@ import yaml
 from conftest import profile_params
 
 from vqe.models.build import load_model
-from vqe.train import checkpoint
-from vqe.train.distributed import Dist
-from vqe.train.loop import IterationBatches, Phase, fit, optimise
+from vqe.train.core import checkpoint
+from vqe.train.core.distributed import Dist
+from vqe.train.core.loop import IterationBatches, Phase, fit, optimise
 from vqe.util.errors import VQEError
 
 ROOT = Path(__file__).resolve().parents[1]

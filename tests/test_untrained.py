@@ -77,7 +77,7 @@ def test_validation_scores_as_the_evaluation_does(smoke_manifest, smoke_params, 
     import torch
 
     from vqe.metrics.fidelity import psnr
-    from vqe.train.validate import Validator, frame_indices
+    from vqe.train.core.validate import Validator, frame_indices
 
     model = fresh_models(smoke_params)["stage_a"].eval()
     v = Validator(smoke_manifest, model.n, low_res=True, kbps=smoke_params.eval.main_kbps, frames=3,

@@ -247,7 +247,7 @@ class StageAModel:
 
 @dataclass
 class TrainParams:
-    """What every training phase on the shared loop (`vqe.train.loop`) reads; iteration based.
+    """What every training phase on the shared loop (`vqe.train.core.loop`) reads; iteration based.
     Each phase's section adds its own keys (`StageATrain`, `GanTrainParams`, `NoGanSchedule`)."""
 
     iters: int

@@ -30,11 +30,11 @@ from vqe.config import Params, load_params
 from vqe.data.manifest import Manifest
 from vqe.models.build import load_model
 from vqe.studies.scaling import read_curve
-from vqe.train.loop import export
+from vqe.train.core.loop import export
+from vqe.train.core.validate import test_span_scores
 from vqe.train.nogan import train_nogan_fast
 from vqe.train.stage_a import train_stage_a
 from vqe.train.stage_b import train_stage_b
-from vqe.train.validate import test_span_scores
 from vqe.util.atomic import write_json, write_text
 from vqe.util.errors import VQEError
 from vqe.util.fetch import sha256sum

@@ -72,13 +72,13 @@ class Generator(nn.Module):
         self.config = {"stage_a": dict(stage_a), "stage_b": dict(stage_b)}
         self.n, self.scale = self.stage_a.n, self.stage_a.scale
 
+    @classmethod
+    def from_stage_a(cls, stage_a: StageA, stage_b: dict[str, Any]) -> Generator:
+        """A generator around trained Stage A weights (phase 2 starts here); Stage B starts as the identity."""
+        gen = cls(stage_a=stage_a.config, stage_b=stage_b, scale=max(stage_a.scale, 1))
+        gen.stage_a.load_state_dict(stage_a.state_dict())
+        return gen
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.stage_a(x)
         return self.stage_b(y) if self.stage_b is not None else y
-
-
-def from_stage_a(stage_a: StageA, stage_b: dict[str, Any]) -> Generator:
-    """A generator around trained Stage A weights (phase 2 starts here); Stage B starts as the identity."""
-    gen = Generator(stage_a=stage_a.config, stage_b=stage_b, scale=max(stage_a.scale, 1))
-    gen.stage_a.load_state_dict(stage_a.state_dict())
-    return gen

@@ -19,7 +19,7 @@ import torch
 
 from vqe.config import Params, with_overrides
 from vqe.data.manifest import Manifest
-from vqe.train.validate import Validator
+from vqe.train.core.validate import Validator
 from vqe.util.atomic import write_json
 from vqe.util.errors import VQEError
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from vqe.config import Params, with_overrides
+from vqe.train.core.validate import test_span_scores
 from vqe.train.stage_a import train_stage_a
-from vqe.train.validate import test_span_scores
 from vqe.util.atomic import write_json
 from vqe.util.errors import VQEError
 

@@ -34,12 +34,12 @@ from vqe.losses import perceptual_loss
 from vqe.models.build import build_model
 from vqe.models.parts.objective import Adversary, View, down_to
 from vqe.registry import BASELINE
-from vqe.train.amp import amp_name, autocast_dtype, autocaster, grad_scaler
+from vqe.train.core.amp import amp_name, autocast_dtype, autocaster, grad_scaler
+from vqe.train.core.loop import Phase, fit, optimise
+from vqe.train.core.optim import adam, cosine
+from vqe.train.core.optim import ema as make_ema
+from vqe.train.core.session import session
 from vqe.train.gan import adversary
-from vqe.train.loop import Phase, fit, optimise
-from vqe.train.optim import adam, cosine
-from vqe.train.optim import ema as make_ema
-from vqe.train.session import session
 from vqe.util.errors import VQEError
 from vqe.util.upscale import bicubic_up
 

@@ -1,4 +1,5 @@
-"""The adversarial games, in one module: ours (the relativistic game of phase 2 and NoGAN, below) and Table 1's
+"""Every adversarial game, in one module and one form (`vqe.models.parts.objective.Adversary`: a discriminator
+and its losses): ours (`ragan`, the relativistic game of phase 2 and NoGAN, one per discriminator) and Table 1's
 (`adversary(game)`: the game `vqe.registry.GAMES` names, each paper's discriminator and losses, played by
 `vqe.train.baseline`; ESRGAN's relativistic game on our PatchGAN is defined here).
 
@@ -45,8 +46,8 @@ from vqe.models.parts.blocks import sequence_windows
 from vqe.models.parts.discriminator import PatchDiscriminator, stack_frames
 from vqe.models.parts.objective import Adversary
 from vqe.registry import GAMES
-from vqe.train.amp import autocaster, grad_scaler
-from vqe.train.loop import optimise
+from vqe.train.core.amp import autocaster, grad_scaler
+from vqe.train.core.loop import optimise
 from vqe.util.upscale import bicubic_up
 
 SEQ_FRAMES = 3  # frames per training sample: D_T judges 3 consecutive frames (§III-C)
@@ -59,34 +60,49 @@ def critic_accuracy(real: torch.Tensor, fake: torch.Tensor) -> float:
     return 0.5 * float((real > fake.mean()).float().mean() + (fake < real.mean()).float().mean())
 
 
+def ragan(kind: str, disc: nn.Module) -> Adversary:
+    """Our game (eq. 7-9) on one discriminator: the relativistic average GAN of a PatchGAN that judges single
+    frames ("spatial", D_S) or three consecutive frames stacked on channels ("temporal", D_T). D runs once on
+    [real; fake] (one forward per backward keeps DDP happy); `d_loss` logs the critic's view of both."""
+    prepare = stack_frames if kind == "temporal" else (lambda x: x.flatten(0, 1))
+    tag = kind[0]  # s | t
+
+    def logits(d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        real, fake = prepare(real), prepare(fake)
+        out = d(torch.cat([real, fake])).float()
+        return out[:len(real)], out[len(real):]
+
+    def d_loss(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond: Any) -> torch.Tensor:
+        lr, lf = logits(d, real, fake)
+        loss = relativistic_loss(lr, lf)
+        game.logs.update({f"loss_d_{tag}": loss.item(),
+                          f"d_real_{tag}": torch.sigmoid(lr - lf.mean()).mean().item(),  # P(real looks more real)
+                          f"d_fake_{tag}": torch.sigmoid(lf - lr.mean()).mean().item(),
+                          f"acc_{tag}": critic_accuracy(lr, lf)})
+        return loss
+
+    def g_loss(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond: Any) -> torch.Tensor:
+        return relativistic_loss(*reversed(logits(d, real, fake)))
+
+    game = Adversary(disc, d_loss, g_loss)
+    return game
+
+
 class GanObjective:
-    """Eq. 7-11 on one batch: `generator_losses` and `discriminator_loss`, with their logged parts."""
+    """Eq. 7-11 on one batch: `generator_losses` and `discriminator_loss`, with their logged parts; the
+    adversarial terms are our game's (`ragan`), one per discriminator."""
 
     def __init__(self, cfg: GanLoss, discs: dict[str, nn.Module], n: int, device: torch.device) -> None:
         self.cfg, self.discs, self.n = cfg, discs, n
+        self.games = {kind: ragan(kind, d) for kind, d in discs.items()}
         self.pingpong = cfg.temporal == "pingpong" and cfg.pp > 0  # the generator runs reversed windows too
         self.perceptual = perceptual_loss(cfg.perceptual_net).to(device) if cfg.perc > 0 else None
 
-    def _logits(self, kind: str, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One forward of D on [real; fake] (one forward per backward keeps DDP happy)."""
-        if kind == "temporal":
-            real, fake = stack_frames(real), stack_frames(fake)
-        else:
-            real, fake = real.flatten(0, 1), fake.flatten(0, 1)
-        logits = self.discs[kind](torch.cat([real, fake])).float()
-        return logits[:len(real)], logits[len(real):]
-
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         total, logs = real.new_zeros(()), {}
-        for kind in self.discs:
-            lr, lf = self._logits(kind, real, fake.detach())
-            loss = relativistic_loss(lr, lf)
-            total = total + loss
-            tag = kind[0]  # s | t
-            logs[f"loss_d_{tag}"] = loss.item()
-            logs[f"d_real_{tag}"] = torch.sigmoid(lr - lf.mean()).mean().item()  # P(real looks more real)
-            logs[f"d_fake_{tag}"] = torch.sigmoid(lf - lr.mean()).mean().item()
-            logs[f"acc_{tag}"] = critic_accuracy(lr, lf)
+        for game in self.games.values():
+            total = total + game.d_loss(game.disc, real, fake.detach(), None)
+            logs.update(game.logs)
         logs["loss_d"] = total.item()
         return total, logs
 
@@ -103,7 +119,7 @@ class GanObjective:
         weights = {"pix": cfg.pix, "perc": cfg.perc, "pp": cfg.pp}
         total = sum(weights[k] * v for k, v in parts.items())
         if w_adv > 0 and self.discs:
-            adv = sum(relativistic_loss(*reversed(self._logits(kind, real, fake))) for kind in self.discs)
+            adv = sum(game.g_loss(game.disc, real, fake, None) for game in self.games.values())
             parts["adv"] = adv
             total = total + w_adv * cfg.adv * adv
         logs = {f"loss_{k}": v.item() for k, v in parts.items()}

@@ -32,19 +32,18 @@ from torch import nn
 
 from vqe.config import FastParams, NoGanParams, Params
 from vqe.data.dataset import TrainPatches
-from vqe.models.fast import FastRestorer
+from vqe.models.build import build_model
 from vqe.models.parts.discriminator import build_discriminators
-from vqe.models.stage_b import from_stage_a
 from vqe.registry import TRAINED
-from vqe.train.amp import amp_name, autocast_dtype
-from vqe.train.distributed import Dist
+from vqe.train.core.amp import amp_name, autocast_dtype
+from vqe.train.core.distributed import Dist
+from vqe.train.core.loop import Phase, fit
+from vqe.train.core.optim import adam, cosine
+from vqe.train.core.optim import ema as make_ema
+from vqe.train.core.session import Session, session
+from vqe.train.core.validate import Validator
 from vqe.train.gan import SEQ_FRAMES, Batch, GanObjective, GanUpdates, gan_step
-from vqe.train.loop import Phase, fit
-from vqe.train.optim import adam, cosine
-from vqe.train.optim import ema as make_ema
-from vqe.train.session import Session, session
-from vqe.train.stage_b import generator_groups, load_stage_a
-from vqe.train.validate import Validator
+from vqe.train.generator import generator_from_stage_a, generator_groups, load_stage_a
 from vqe.util.atomic import atomic_path
 from vqe.util.errors import VQEError
 from vqe.util.fetch import sha256sum
@@ -251,7 +250,7 @@ def train_nogan(params: Params, *, stage_a_path: str | Path = "models/stage_a.pt
         if not params.stage_b.model.enabled and cfg.train.stage_a_lr == 0:
             raise VQEError("nogan: stage_b.model.enabled is false and nogan.train.stage_a_lr is 0: nothing to train")
         torch.manual_seed(params.seed)
-        gen = from_stage_a(stage_a, asdict(params.stage_b.model)).to(dist.device)
+        gen = generator_from_stage_a(stage_a, asdict(params.stage_b.model)).to(dist.device)
         groups = generator_groups(gen, cfg.train.stage_a_lr, cfg.train.lr, params.stage_a.train.offset_lr_mult)
         return _schedule("nogan", gen, cfg, params, groups, fp_extra=(asdict(params.stage_b.model),
                          sha256sum(Path(stage_a_path))), model_path=model_path, run_dir=run_dir, live_dir=live_dir,
@@ -272,7 +271,7 @@ def train_nogan_fast(params: Params, *, model_path: str | Path = TRAINED["nogan_
         dist = run.dist
         scale = params.synth.scale if params.stage_a.model.mode == "sra" else 1
         torch.manual_seed(params.seed)
-        gen = FastRestorer(**asdict(cfg.model), scale=scale)
+        gen = build_model("fast", asdict(cfg.model), scale=scale)  # by name: this trainer imports no model file
         encoder_weights = gen.load_encoder_weights()
         gen = gen.to(dist.device)
         groups = [{"params": list(gen.parameters()), "lr": cfg.train.lr}]

@@ -22,11 +22,11 @@ from vqe.data.dataset import TrainPatches
 from vqe.losses import PixelLoss
 from vqe.models.stage_a import StageA
 from vqe.registry import TRAINED
-from vqe.train.amp import amp_name, autocast_dtype, autocaster, grad_scaler
-from vqe.train.loop import Phase, fit, optimise
-from vqe.train.optim import adam, cosine
-from vqe.train.optim import ema as make_ema
-from vqe.train.session import session
+from vqe.train.core.amp import amp_name, autocast_dtype, autocaster, grad_scaler
+from vqe.train.core.loop import Phase, fit, optimise
+from vqe.train.core.optim import adam, cosine
+from vqe.train.core.optim import ema as make_ema
+from vqe.train.core.session import session
 
 log = logging.getLogger(__name__)
 

@@ -25,18 +25,17 @@ from torch import nn
 
 from vqe.config import GanTrainParams, Params
 from vqe.data.dataset import TrainPatches
-from vqe.models.build import load_model
 from vqe.models.parts.discriminator import build_discriminators
-from vqe.models.stage_b import Generator, from_stage_a
+from vqe.models.stage_b import Generator
 from vqe.registry import TRAINED
-from vqe.train.amp import amp_name, autocast_dtype
+from vqe.train.core.amp import amp_name, autocast_dtype
+from vqe.train.core.loop import Phase, fit
+from vqe.train.core.optim import adam, cosine
+from vqe.train.core.optim import ema as make_ema
+from vqe.train.core.session import Session, session
+from vqe.train.core.validate import Validator
 from vqe.train.gan import SEQ_FRAMES, GanObjective, GanUpdates, gan_step
-from vqe.train.loop import Phase, fit
-from vqe.train.optim import adam, cosine
-from vqe.train.optim import ema as make_ema
-from vqe.train.session import Session, session
-from vqe.train.validate import Validator
-from vqe.util.errors import VQEError
+from vqe.train.generator import generator_groups, load_stage_a
 from vqe.util.fetch import sha256sum
 
 log = logging.getLogger(__name__)
@@ -47,23 +46,6 @@ def adv_weight(it: int, warmup: int, ramp: int) -> float:
     if it <= warmup:
         return 0.0
     return 1.0 if ramp == 0 else min(1.0, (it - warmup) / ramp)
-
-
-def load_stage_a(path: str | Path) -> nn.Module:
-    """The phase-1 model a two-stage generator starts from; any other model file is an error naming it."""
-    stage_a = load_model(path)
-    if getattr(stage_a, "arch", None) != "stage_a":
-        raise VQEError(f"{path}: expected a Stage A model, got {stage_a.arch!r}")
-    return stage_a
-
-
-def generator_groups(gen: Generator, a_lr: float, b_lr: float, offset_lr_mult: float) -> list[dict[str, Any]]:
-    """Optimiser groups of G = G_B(G_A(.)): Stage A only when `a_lr` > 0 (frozen otherwise), Stage B at `b_lr`."""
-    gen.stage_a.requires_grad_(a_lr > 0)
-    groups = gen.stage_a.param_groups(a_lr, offset_lr_mult) if a_lr > 0 else []
-    if gen.stage_b is not None:
-        groups.append({"params": list(gen.stage_b.parameters()), "lr": b_lr})
-    return groups
 
 
 def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.pt",
@@ -78,7 +60,7 @@ def train_stage_b(params: Params, *, stage_a_path: str | Path = "models/stage_a.
     with session(params, cfg.device, data_sha256) as run:
         stage_a = load_stage_a(stage_a_path)
         torch.manual_seed(params.seed)
-        gen = from_stage_a(stage_a, asdict(sb.model)).to(run.dist.device)
+        gen = Generator.from_stage_a(stage_a, asdict(sb.model)).to(run.dist.device)
         validator = run.validator(gen.n, low_res=stage_a.scale > 1, frames=cfg.val_frames, consecutive=True,
                                   enabled=validate)
         summary: dict[str, Any] = {"val_input": validator.input_scores if validator else {},

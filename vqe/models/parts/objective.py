@@ -9,7 +9,7 @@ training depends on its own file and on no other architecture's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Optional
 
 import torch
@@ -35,12 +35,16 @@ class View(NamedTuple):
 
 @dataclass
 class Adversary:
-    """A discriminator and its paper's losses: `d_loss(D, real, fake, cond)`, `g_loss(D, real, fake, cond)`
-    (`cond`: the bicubic up-sampled decode, for conditional discriminators)."""
+    """One adversarial game: a discriminator and its paper's losses, `d_loss(D, real, fake, cond)` and
+    `g_loss(D, real, fake, cond)` (`D`: the discriminator as run, e.g. its DDP wrapper; `cond`: what a
+    conditional discriminator also sees, e.g. the bicubic up-sampled decode). Every game of the project is one:
+    ours (`vqe.train.gan.ragan`, one per discriminator) and each Table 1 baseline's (`vqe.registry.GAMES`).
+    `d_loss` may record what to log about its last call in `logs` (ours: the critic's accuracy)."""
 
     disc: nn.Module
     d_loss: Callable[[nn.Module, Tensor, Tensor, Any], Tensor]
     g_loss: Callable[[nn.Module, Tensor, Tensor, Any], Tensor]
+    logs: dict[str, float] = field(default_factory=dict)
 
 
 def down_to(gt: Tensor, size: torch.Size) -> Tensor:

@@ -2,9 +2,9 @@
 
 A `Session` owns the set-up (its processes, DDP under torchrun, and its data), the checkpoint fingerprint
 (so that a run never resumes on other data or another configuration), resuming and training on the shared
-loop (`vqe.train.loop.fit`, with `fingerprint`), the validator, and the end of the run (the summary's host fields and the exported model).
+loop (`vqe.train.core.loop.fit`, with `fingerprint`), the validator, and the end of the run (the summary's host fields and the exported model).
 Each phase (Stage A, Stage B, the NoGAN sub-phases, every baseline) supplies only its model, its step and
-its losses, as a `vqe.train.loop.Phase`.
+its losses, as a `vqe.train.core.loop.Phase`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from vqe.config import Params
 from vqe.data.manifest import Manifest
-from vqe.train import checkpoint, distributed
-from vqe.train.distributed import Dist
-from vqe.train.loop import export
-from vqe.train.validate import Validator
+from vqe.train.core import checkpoint, distributed
+from vqe.train.core.distributed import Dist
+from vqe.train.core.loop import export
+from vqe.train.core.validate import Validator
 from vqe.util.fetch import sha256sum
 
 

@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from vqe.config import TrainParams
 from vqe.models.build import save_model
-from vqe.train import checkpoint
-from vqe.train.distributed import Dist
+from vqe.train.core import checkpoint
+from vqe.train.core.distributed import Dist
 from vqe.util.atomic import write_json
 from vqe.util.errors import VQEError
 

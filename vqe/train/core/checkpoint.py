@@ -66,5 +66,5 @@ def source_digest(*paths: str | Path) -> str:
 def code_digest() -> str:
     """The code a training checkpoint depends on: a fix to a model, the loop or the data must not
     resume stale weights."""
-    pkg = Path(__file__).resolve().parents[1]
+    pkg = Path(__file__).resolve().parents[2]  # vqe/
     return source_digest(pkg / "models", pkg / "train", pkg / "losses.py", pkg / "data" / "dataset.py")
