@@ -41,6 +41,8 @@ VQE = ROOT / "vqe"
 
 # Keys no Python code reads by attribute, with where they are read instead.
 READ_ELSEWHERE = {
+    ("paths", "notebooks"): "vqe/util/notebook.py (every stage's command) and vqe/reporting/headline.py read it from "
+                            "params.yaml as it is; dvc.yaml templates the stages' outputs with it",
     ("eval", "baselines"): "dvc.yaml: the `baselines` stage's `foreach: ${eval.baselines}`",
     ("eval", "adapt"): "dvc.yaml: the `evaluate_adapt` stage's `foreach: ${eval.adapt}`",
     ("eval", "adapt_seconds"): "dvc.yaml: the `evaluate_adapt` stage's `-p adapt_seconds ${eval.adapt_seconds}`",
@@ -697,17 +699,14 @@ def cli_reads() -> frozenset[Read]:
 def stages() -> dict[str, dict[str, Any]]:
     """Each stage's notebook, params entries (templated parts as '*') and deps."""
     out = {}
-    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    variables = {k: v for d in pipeline.get("vars", []) if isinstance(d, dict) for k, v in d.items()}
-    for name, stage in pipeline["stages"].items():
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
         body = stage.get("do", stage)
-        cmd = re.sub(r"\$\{(\w+)\}", lambda m: str(variables.get(m.group(1), m.group(0))), body["cmd"])
-        found = re.search(r"notebooks/\S+\.ipynb", cmd)
-        if found is None:  # a module run as `python -m vqe....`: no notebook, no parameters
+        args = body["cmd"].split()
+        if args[:3] != ["python", "-m", "vqe.util.notebook"]:  # a module run as `python -m vqe....`: no notebook
             continue
-        notebook = found.group(0)
+        notebook = f"notebooks/{args[3]}.ipynb"
         consts = notebook_parameters(notebook)
-        for key, value in re.findall(r"-p (\S+) (\S+)", cmd.split("papermill", 1)[1]):
+        for key, value in re.findall(r"-p (\S+) (\S+)", body["cmd"]):
             if "${" in value:
                 consts.pop(key, None)  # one value per foreach item: unknown here
             else:

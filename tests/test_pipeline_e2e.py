@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from vqe.util.notebook import command
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"full", "no_stage_b", "no_pingpong", "spatial_d", "no_ecbam", "flow_loss"}
@@ -261,16 +262,16 @@ def test_every_notebook_ran_with_its_kernel_in_notebooks(repo):
     """JupyterLab starts a notebook's kernel in notebooks/. The pipeline runs every notebook that way
     (`papermill --cwd notebooks`), so the run above executed each of them once from there, on the smoke
     profile; `vqe.util.paths.enter_repo()` in each takes it to the repository root."""
-    pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
-    variables = {k: v for d in pipeline["vars"] for k, v in d.items()}
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     notebooks = set()
-    for name, stage in pipeline["stages"].items():
-        cmd = stage.get("do", stage)["cmd"].replace("${nb}", variables["nb"])
-        if cmd.startswith("python -m vqe."):  # the headline: a module, no notebook
+    for name, stage in stages.items():
+        args = stage.get("do", stage)["cmd"].split()
+        if args[:3] == ["python", "-m", "vqe.reporting.headline"]:  # the headline: a module, no notebook
             continue
-        args = shlex.split(cmd.split("&&")[-1])
-        assert args[:2] == ["papermill", "-k"] and args[args.index("--cwd") + 1] == "notebooks", name
-        notebooks |= {a for a in args if a.startswith("notebooks/") and a.endswith(".ipynb")}
+        assert args[:3] == ["python", "-m", "vqe.util.notebook"], name
+        notebooks.add(f"notebooks/{args[3]}.ipynb")
+    papermill = command("x", "", [], Path("out"))  # what each of them runs
+    assert papermill[:2] == ["papermill", "-k"] and papermill[papermill.index("--cwd") + 1] == "notebooks"
     assert notebooks == {f"notebooks/{p.name}" for p in (repo / "notebooks").glob("*.ipynb")}  # all of them
     executed = [p.name for p in (repo / "results" / "notebooks").glob("*.ipynb")]
     for nb in notebooks:  # and each one did run: its executed copy (one per foreach item) is there

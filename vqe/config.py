@@ -737,11 +737,23 @@ def _is_number(text: str) -> bool:
 
 
 @dataclass
+class PathParams:
+    """Where the pipeline writes what is not a stage's own data or model (dvc.yaml templates them, `${paths.*}`)."""
+
+    notebooks: str  # the executed copy of every stage's notebook (`python -m vqe.util.notebook`)
+
+    def validate(self) -> None:
+        _require(bool(self.notebooks) and not Path(self.notebooks).is_absolute(), "paths.notebooks",
+                 f"{self.notebooks!r} is not a folder relative to the repository")
+
+
+@dataclass
 class Params:
     """The whole of `params.yaml` (conf/config.yaml's groups)."""
 
     profile_name: str
     seed: int
+    paths: PathParams
     synth: SynthParams
     eval: EvalParams
     stage_a: StageAParams
@@ -755,6 +767,7 @@ class Params:
     baselines: BaselinesParams
 
     def validate(self) -> "Params":
+        self.paths.validate()
         self.synth.validate()
         self.eval.validate()
         self.stage_a.validate()

@@ -14,6 +14,7 @@ from typing import Any
 
 from vqe.util.atomic import write_json
 from vqe.util.errors import VQEError
+from vqe.util.notebook import output_folder
 
 
 def _load(path: Path) -> Any:
@@ -31,9 +32,10 @@ def pipeline_seconds(notebooks: Path) -> float:
     return total
 
 
-def headline(results: str | Path = "results") -> dict[str, Any]:
+def headline(results: str | Path = "results", notebooks: str | Path | None = None) -> dict[str, Any]:
     """{table1: {row: {psnr, lpips}}, bdrate: {row: {psnr, lpips}}, ablation: {variant: {d_psnr, d_lpips, d_tlp}},
-    minutes}: rounded so that `dvc exp show` stays readable."""
+    minutes}: rounded so that `dvc exp show` stays readable; `notebooks`: the executed notebooks (default
+    `<results>/notebooks`)."""
     results = Path(results)
     table = _load(results / "table1.json")
     bd = _load(results / "bdrate.json")["methods"]
@@ -44,12 +46,12 @@ def headline(results: str | Path = "results") -> dict[str, Any]:
         "bdrate": {row: {"psnr": r(v["bd_rate_psnr"]), "lpips": r(v["bd_rate_lpips"])} for row, v in bd.items()},
         "ablation": {name: {k: r(v[k]["mean"]) for k in ("d_psnr", "d_lpips", "d_tlp")}
                      for name, v in ablation.items() if name != "full"},
-        "minutes": round(pipeline_seconds(results / "notebooks") / 60, 1),
+        "minutes": round(pipeline_seconds(Path(notebooks) if notebooks else results / "notebooks") / 60, 1),
     }
 
 
 def main() -> None:
-    write_json(Path("results/metrics.json"), headline("results"))
+    write_json(Path("results/metrics.json"), headline("results", output_folder("params.yaml")))
 
 
 if __name__ == "__main__":
