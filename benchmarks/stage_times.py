@@ -7,10 +7,10 @@ Run after `dvc repro`:  python benchmarks/stage_times.py
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
+from vqe.reporting.headline import stage_seconds
 from vqe.util.atomic import atomic_path, write_json
 
 # Parts of the pipeline, by executed notebook name (numbered as the notebooks are); the first match wins.
@@ -26,16 +26,6 @@ GROUPS = (
     ("scaling", r"^11"),
     ("tables, figures, BD-rate", r"^(06|07|09|10)_"),
 )
-
-
-def stage_seconds(folder: Path = Path("results/notebooks")) -> dict[str, float]:
-    """{executed notebook name: seconds}, in pipeline order (the notebooks' numbering)."""
-    times = {}
-    for path in sorted(folder.glob("*.ipynb")):
-        meta = json.loads(path.read_text())["metadata"].get("papermill", {})
-        if meta.get("duration") is not None:
-            times[path.stem] = float(meta["duration"])
-    return times
 
 
 def group_of(stage: str, baseline_rows: set[str]) -> str:
@@ -91,7 +81,7 @@ def main() -> None:
     from vqe.config import load_params
     from vqe.release import hardware
 
-    times = stage_seconds()
+    times = stage_seconds(Path("results/notebooks"))
     rows = set(load_params("params.yaml").baselines.rows)
     # Each notebook records the time of the run that last executed it: after a full `dvc repro` on one host that
     # is this host's run, after partial runs it mixes hosts. Say which host read them, not which ran them.

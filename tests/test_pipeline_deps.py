@@ -61,7 +61,7 @@ def _family(names: set[str]) -> set[str]:
 
 
 def table() -> dict[str, list[str]]:
-    """The invalidation table of the edits the layout is judged by (printed in the issue's closing note)."""
+    """The invalidation table of the edits the layout is judged by."""
     edits = ["vqe/models/stage_b.py", "vqe/models/tecogan.py", "vqe/models/stage_a.py", "vqe/reporting/figures.py",
              "vqe/metrics/temporal.py", "vqe/train/baseline.py", "vqe/evaluation/report.py", "vqe/data/codec.py"]
     return {e: sorted(invalidated(e)) for e in edits}
@@ -133,8 +133,7 @@ def test_an_architecture_dependency_brings_its_own_imports():
                 assert not missing, f"{name}: {dep} imports {missing}, not in its deps"
 
 
-def test_the_table_is_what_the_closing_note_reports():
-    """Edits of a plot or of one baseline re-run a few stages, not the pipeline."""
+def test_a_plot_or_one_baseline_re_runs_a_few_stages_not_the_pipeline():
     t = table()
     everything = len(pipeline())
     assert len(t["vqe/reporting/figures.py"]) < everything / 4

@@ -253,9 +253,8 @@ def test_exp_show_fits_a_screen(repo):
     def leaves(d) -> int:
         return sum(leaves(v) for v in d.values()) if isinstance(d, dict) else 1
 
-    metrics = rows[0]["rev"] if "rev" in rows[0] else None
     data = rows[0]["data"]["metrics"]
-    assert list(data) == ["results/metrics.json"] and leaves(data["results/metrics.json"]["data"]) <= 100, metrics
+    assert list(data) == ["results/metrics.json"] and leaves(data["results/metrics.json"]["data"]) <= 100
 
 
 def test_every_notebook_ran_with_its_kernel_in_notebooks(repo):

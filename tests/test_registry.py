@@ -23,6 +23,13 @@ def test_every_architecture_is_its_file_and_class(arch):
     assert cls.__module__ == spec.module and cls.__name__ == spec.cls and cls.arch == arch
 
 
+@pytest.mark.parametrize("name", sorted(TRAINED))
+def test_every_trained_model_names_its_trainer(name):
+    """The trainer module a registry entry names exists and defines the `train_<phase>` that `vqe train` runs."""
+    trainer = importlib.import_module(TRAINED[name].trainer)
+    assert callable(getattr(trainer, f"train_{name}"))
+
+
 def test_the_groups_partition_the_architectures():
     assert set(OURS) | set(BASELINE_ARCHS) == set(ARCHS) and not set(OURS) & set(BASELINE_ARCHS)
     assert SEQUENCE_ARCHS == {"tecogan"}

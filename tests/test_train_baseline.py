@@ -11,10 +11,11 @@ from conftest import ROOT, profile_params
 
 from vqe.config import BaselineLoss, compose, params_from_dict
 from vqe.models.build import load_model
+from vqe.models.parts.discriminator import PatchDiscriminator
 from vqe.models.parts.objective import View
 from vqe.registry import GAMES
 from vqe.train.baseline import objective_terms, train_baseline
-from vqe.train.gan import adversary
+from vqe.train.gan import adversary, ragan
 from vqe.util.errors import VQEError
 
 SYSTEMS = ["supervegan2", "supervegan4", "galteri", "galteri_fast", "galteri_veryfast", "edvr", "mfqe2", "tecogan",
@@ -116,16 +117,28 @@ def _game_inputs(game: str):
     return torch.ones(10, 3, 32, 32) * 0.9, torch.rand(10, 3, 32, 32) * 0.1, cond
 
 
-@pytest.mark.parametrize("game", sorted(GAMES))
-def test_each_adversarial_game_scores_real_below_fake_after_discriminator_steps(game):
-    """A few discriminator updates on an obvious difference (real = 1, fake = 0) lower its loss: the loss
-    functions have the right sign for each game."""
-    torch.manual_seed(0)
+OURS = ("ours_spatial", "ours_temporal")  # our game (`ragan`), on each of its discriminators
+
+
+def _game(game: str):
+    """The game's Adversary at toy sizes: Table 1's by name, ours on a small PatchGAN."""
+    if game in OURS:
+        kind = game.split("_")[1]
+        return ragan(kind, PatchDiscriminator(9 if kind == "temporal" else 3, 8, 2))
     cfg = {"galteri": dict(channels=4, layers=2, sub_patch=8), "supervegan": dict(channels=4),
            "relativistic": dict(channels=4, layers=2), "tecogan": dict(channels=4, layer_weight=1.0)}[game]
-    adv = adversary(game, cfg, 32)
+    return adversary(game, cfg, 32)
+
+
+@pytest.mark.parametrize("game", sorted(GAMES) + list(OURS))
+def test_each_adversarial_game_scores_real_below_fake_after_discriminator_steps(game):
+    """Every game takes one form (`Adversary`). A few discriminator updates on an obvious difference (real = 1,
+    fake = 0) lower its loss: the loss functions have the right sign for each game."""
+    torch.manual_seed(0)
+    adv = _game(game)
     opt = torch.optim.Adam(adv.disc.parameters(), lr=1e-2)
-    real, fake, cond = _game_inputs(game)
+    real, fake, cond = (torch.ones(2, 3, 3, 32, 32) * 0.9, torch.rand(2, 3, 3, 32, 32) * 0.1, None) if game in OURS \
+        else _game_inputs(game)
     first = adv.d_loss(adv.disc, real, fake, cond).item()
     for _ in range(20):
         loss = adv.d_loss(adv.disc, real, fake, cond)
@@ -134,6 +147,9 @@ def test_each_adversarial_game_scores_real_below_fake_after_discriminator_steps(
         opt.step()
     assert adv.d_loss(adv.disc, real, fake, cond).item() < first
     assert adv.g_loss(adv.disc, real, fake, cond).item() > adv.g_loss(adv.disc, real, real, cond).item()
+    if game in OURS:  # ours logs what its critic saw: by now it tells every real from every fake
+        tag = game.split("_")[1][0]
+        assert adv.logs[f"loss_d_{tag}"] < first and adv.logs[f"acc_{tag}"] == 1.0
 
 
 def test_unknown_row_and_bad_overrides_name_the_key(smoke_manifest):

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Arch:
     """An architecture: `module:cls`, built as `cls(scale=..., **config)`; `sequence`: trained on clips of
-    consecutive frames (`baselines.systems.<row>.train.frames` >= 2)."""
+    consecutive frames (`baselines.systems.<row>.train.frames` >= 2); `impl`: it takes the deformable
+    convolution's kernel choice (`impl=`) too."""
 
     module: str
     cls: str
     sequence: bool = False
+    impl: bool = False
 
     @property
     def file(self) -> str:
@@ -29,8 +31,8 @@ class Arch:
 
 ARCHS: dict[str, Arch] = {
     # ours: the two-stage generator (Stage A alone, or G_B(G_A(.))) and seed 003's fast restorer
-    "stage_a": Arch("vqe.models.stage_a", "StageA"),
-    "generator": Arch("vqe.models.stage_b", "Generator"),
+    "stage_a": Arch("vqe.models.stage_a", "StageA", impl=True),
+    "generator": Arch("vqe.models.stage_b", "Generator", impl=True),
     "fast": Arch("vqe.models.fast", "FastRestorer"),
     # Table 1's learned baselines (rows of `baselines.systems` name one of these)
     "galteri": Arch("vqe.models.galteri", "Galteri"),
@@ -72,6 +74,3 @@ TRAINED: dict[str, Trained] = {
 }
 # every Table 1 baseline row (`baselines.rows`): its architecture is `baselines.systems.<row>.arch`
 BASELINE = Trained("", "vqe.train.baseline", "models/{name}.pt")
-# the released weights a fresh clone carries (`vqe release <name>`), by name
-RELEASES = ("stage_a", "gan_evh", "nogan_fast")
-RELEASE_PATH = "models/release/{name}.pt"

@@ -25,8 +25,6 @@ from vqe.registry import ARCHS
 from vqe.util.atomic import atomic_path
 from vqe.util.errors import VQEError
 
-TAKES_IMPL = ("stage_a", "generator")  # the models with a deformable convolution (`impl`: its kernel)
-
 
 def model_class(arch: str) -> type[nn.Module]:
     """The class of architecture `arch` (a VQEError naming the known ones otherwise)."""
@@ -38,7 +36,7 @@ def model_class(arch: str) -> type[nn.Module]:
 
 def build_model(arch: str, config: dict[str, Any], scale: int = 1, impl: str = "auto") -> nn.Module:
     """Instantiate architecture `arch` from its config dict."""
-    extra = {"impl": impl} if arch in TAKES_IMPL else {}
+    extra = {"impl": impl} if arch in ARCHS and ARCHS[arch].impl else {}
     return model_class(arch)(scale=scale, **config, **extra)
 
 

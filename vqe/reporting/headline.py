@@ -23,13 +23,20 @@ def _load(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
-def pipeline_seconds(notebooks: Path) -> float:
-    """The sum of the papermill durations of the executed notebooks in `notebooks` (each stage as last run)."""
-    total = 0.0
-    for path in sorted(notebooks.glob("*.ipynb")):
+def stage_seconds(notebooks: Path) -> dict[str, float]:
+    """{executed notebook name: seconds} of the notebooks in `notebooks` (papermill records each one's duration;
+    a notebook without one is left out), in the notebooks' order."""
+    times = {}
+    for path in sorted(Path(notebooks).glob("*.ipynb")):
         duration = json.loads(path.read_text())["metadata"].get("papermill", {}).get("duration")
-        total += float(duration) if duration is not None else 0.0
-    return total
+        if duration is not None:
+            times[path.stem] = float(duration)
+    return times
+
+
+def pipeline_seconds(notebooks: Path) -> float:
+    """The sum of the executed notebooks' durations: each stage as last run."""
+    return sum(stage_seconds(notebooks).values())
 
 
 def headline(results: str | Path = "results", notebooks: str | Path | None = None) -> dict[str, Any]:
